@@ -1,0 +1,41 @@
+# clipkit: two set-up commands, each bootstrapping a fresh machine on its own.
+#   make study   runs the main job (the quickstart study on the embedded world)
+#   make test    runs the whole test suite
+SHELL := /bin/bash
+VENV  ?= .venv
+PY    := $(VENV)/bin/python
+STAMP := $(VENV)/.clipkit-installed
+# the torch pair that the project's machines install from their local cache
+TORCH := torch==2.14.1 torchvision==0.29.1
+
+.PHONY: study test check-clean env kernel clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH) -e ".[dev]"
+	$(PY) -m ipykernel install --sys-prefix --name clipkit --display-name clipkit >/dev/null
+	touch $(STAMP)
+
+env: $(STAMP)
+
+study: $(STAMP)
+	$(VENV)/bin/clipkit study run quickstart --out results/quickstart
+
+# Notebooks are the source: exporting and cleaning must leave the checkout unchanged.
+check-clean: $(STAMP)
+	@before=$$(git status --porcelain -- nbs clipkit); \
+	$(VENV)/bin/nbdev-export && $(VENV)/bin/nbdev-clean; \
+	after=$$(git status --porcelain -- nbs clipkit); \
+	if [ "$$before" != "$$after" ]; then \
+	  echo "ERROR: nbdev-export/nbdev-clean changed files: the library or the notebooks are out of step."; \
+	  echo "       Review and commit these:"; git status --porcelain -- nbs clipkit; exit 1; fi; \
+	echo "check-clean: nbdev-export and nbdev-clean leave no diff"
+
+# Module notebooks (nbdev's runner), tests/, and every study through papermill with tiny parameters:
+# one pytest run, one summary line.
+test: check-clean
+	$(VENV)/bin/python -m pytest tests
+
+clean:
+	rm -rf results .pytest_cache
