@@ -7,21 +7,21 @@ Run: python bench/token_table.py
 import time, torch
 from clipkit.models import create
 from clipkit.data.world import WorldConfig, make_pairs
-from clipkit.train import TrainConfig, make_optimizers, train_step, _loss_fn
+from clipkit.train import TrainConfig, make_optimizers, train_step
 from clipkit.features import image_batch
 
 def step_ms(model_name, mode, pool, tokens, steps=20, B=256):
     torch.manual_seed(0); m, tok, _ = create(model_name); m.train()
     cfg = TrainConfig(sparse_embedding=(mode == 'sparse'))
     if mode == 'frozen': m.token_embedding.weight.requires_grad_(False)
-    opts, lf = make_optimizers(m, cfg), _loss_fn(m, cfg)
+    opts = make_optimizers(m, cfg)
     times = []
     for s in range(steps + 3):
         idx = torch.randint(0, len(pool), (B,), generator=torch.Generator().manual_seed(s))
         x, t = image_batch(m, pool.images[idx]), tokens[idx]
         t0 = time.perf_counter()
         for o in opts: o.zero_grad(set_to_none=True)
-        train_step(m, x, t, cfg, lf)
+        train_step(m, x, t, cfg)
         for o in opts: o.step()
         if s >= 3: times.append(time.perf_counter() - t0)
     times.sort(); return 1000*times[len(times)//2]
