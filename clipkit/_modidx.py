@@ -75,6 +75,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                     'clipkit.data.world.world_retrieval': ('data.world.html#world_retrieval', 'clipkit/data/world.py'),
                                     'clipkit.data.world.world_tasks': ('data.world.html#world_tasks', 'clipkit/data/world.py')},
             'clipkit.eval': { 'clipkit.eval.classification_metrics': ('eval.html#classification_metrics', 'clipkit/eval.py'),
+                              'clipkit.eval.modality_gap': ('eval.html#modality_gap', 'clipkit/eval.py'),
                               'clipkit.eval.prompts_for': ('eval.html#prompts_for', 'clipkit/eval.py'),
                               'clipkit.eval.retrieval_metrics': ('eval.html#retrieval_metrics', 'clipkit/eval.py'),
                               'clipkit.eval.zero_shot_eval': ('eval.html#zero_shot_eval', 'clipkit/eval.py'),
