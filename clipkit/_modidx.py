@@ -113,6 +113,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                       'clipkit.data.sources._report': ('data.sources.html#_report', 'clipkit/data/sources.py'),
                                       'clipkit.data.sources.base_novel': ('data.sources.html#base_novel', 'clipkit/data/sources.py'),
                                       'clipkit.data.sources.few_shot': ('data.sources.html#few_shot', 'clipkit/data/sources.py'),
+                                      'clipkit.data.sources.few_shot_indices': ( 'data.sources.html#few_shot_indices',
+                                                                                 'clipkit/data/sources.py'),
                                       'clipkit.data.sources.image_folder_task': ( 'data.sources.html#image_folder_task',
                                                                                   'clipkit/data/sources.py'),
                                       'clipkit.data.sources.read_csv_pairs': ( 'data.sources.html#read_csv_pairs',
