@@ -239,7 +239,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                'clipkit.train._forward': ('train.html#_forward', 'clipkit/train.py'),
                                'clipkit.train._load_ckpt': ('train.html#_load_ckpt', 'clipkit/train.py'),
                                'clipkit.train._mean_over_processes': ('train.html#_mean_over_processes', 'clipkit/train.py'),
-                               'clipkit.train._null': ('train.html#_null', 'clipkit/train.py'),
                                'clipkit.train._save_ckpt': ('train.html#_save_ckpt', 'clipkit/train.py'),
                                'clipkit.train._teacher_extras': ('train.html#_teacher_extras', 'clipkit/train.py'),
                                'clipkit.train.batch_order': ('train.html#batch_order', 'clipkit/train.py'),
