@@ -9,7 +9,8 @@ STUDIES = sorted((ROOT/'nbs'/'studies').glob('*.ipynb'))
 # tiny parameters per study; a new study must add its entry here
 TINY = {'quickstart': dict(steps=12, n_pairs=1024, batch_size=128, n_per_class=2, n_retrieval=40),
         'losses': dict(losses=['clip', 'siglip', 'cyclip'], batch_sizes=[16, 32], steps=3, n_pairs=256, n_per_class=1),
-        'few_shot': dict(shots=[1, 2], seeds=[0], pretrain_steps=5, pretrain_pairs=512, n_test_per_class=2, prompt_methods=['coop'], prompt_epochs=1)}
+        'few_shot': dict(shots=[1, 2], seeds=[0], pretrain_steps=5, pretrain_pairs=512, n_test_per_class=2, prompt_methods=['coop'], prompt_epochs=1,
+                         ft_epochs=1, protocol_shots=2)}
 
 def test_studies_are_excluded_from_nbdev_test():
     assert (ROOT/'nbs'/'studies'/'.notest').exists()
