@@ -10,7 +10,10 @@ STUDIES = sorted((ROOT/'nbs'/'studies').glob('*.ipynb'))
 TINY = {'quickstart': dict(steps=12, n_pairs=1024, batch_size=128, n_per_class=2, n_retrieval=40),
         'losses': dict(losses=['clip', 'siglip', 'cyclip'], batch_sizes=[16, 32], steps=3, n_pairs=256, n_per_class=1),
         'few_shot': dict(shots=[1, 2], seeds=[0], pretrain_steps=5, pretrain_pairs=512, n_test_per_class=2, prompt_methods=['coop'], prompt_epochs=1,
-                         ft_epochs=1, protocol_shots=2)}
+                         ft_epochs=1, protocol_shots=2),
+        'modality_gap': dict(temperatures=[0.1], steps=4, n_pairs=256, batch_size=32, n_retrieval=20, n_per_class=1),
+        'robustness': dict(steps=[3, 5], seeds=[0], n_pairs=256, batch_size=32, n_train_per_class=2, n_per_class=1, cnn_epochs=1),
+        'compositionality': dict(losses=['clip'], steps=3, n_pairs=256, batch_size=32, n_items=20)}
 
 def test_studies_are_excluded_from_nbdev_test():
     assert (ROOT/'nbs'/'studies'/'.notest').exists()
