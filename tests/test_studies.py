@@ -13,7 +13,8 @@ TINY = {'quickstart': dict(steps=12, n_pairs=1024, batch_size=128, n_per_class=2
                          ft_epochs=1, protocol_shots=2),
         'modality_gap': dict(temperatures=[0.1], steps=4, n_pairs=256, batch_size=32, n_retrieval=20, n_per_class=1),
         'robustness': dict(steps=[3, 5], seeds=[0], n_pairs=256, batch_size=32, n_train_per_class=2, n_per_class=1, cnn_epochs=1),
-        'compositionality': dict(losses=['clip'], steps=3, n_pairs=256, batch_size=32, n_items=20)}
+        'compositionality': dict(losses=['clip'], steps=3, n_pairs=256, batch_size=32, n_items=20),
+        'curation': dict(n_pool=600, thresholds=[20], steps=3, batch_size=32, seeds=[0], n_per_class=2, n_retrieval=20)}
 
 def test_studies_are_excluded_from_nbdev_test():
     assert (ROOT/'nbs'/'studies'/'.notest').exists()
