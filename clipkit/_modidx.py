@@ -457,6 +457,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                'clipkit.train.lr_at': ('train.html#lr_at', 'clipkit/train.py'),
                                'clipkit.train.make_optimizers': ('train.html#make_optimizers', 'clipkit/train.py'),
                                'clipkit.train.prepare': ('train.html#prepare', 'clipkit/train.py'),
+                               'clipkit.train.sampler_order': ('train.html#sampler_order', 'clipkit/train.py'),
                                'clipkit.train.task_pairs': ('train.html#task_pairs', 'clipkit/train.py'),
                                'clipkit.train.train': ('train.html#train', 'clipkit/train.py'),
                                'clipkit.train.train_step': ('train.html#train_step', 'clipkit/train.py'),
