@@ -20,6 +20,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                 'clipkit/adapt/feature.py'),
                                        'clipkit.adapt.feature.FeatureMethod.__init__': ( 'adapt.feature.html#featuremethod.__init__',
                                                                                          'clipkit/adapt/feature.py'),
+                                       'clipkit.adapt.feature.FeatureMethod._keep_best': ( 'adapt.feature.html#featuremethod._keep_best',
+                                                                                           'clipkit/adapt/feature.py'),
                                        'clipkit.adapt.feature.FeatureMethod._load': ( 'adapt.feature.html#featuremethod._load',
                                                                                       'clipkit/adapt/feature.py'),
                                        'clipkit.adapt.feature.FeatureMethod._state': ( 'adapt.feature.html#featuremethod._state',
