@@ -8,7 +8,7 @@ STAMP := $(VENV)/.clipkit-installed
 # the torch pair that the project's machines install from their local cache
 TORCH := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: study test check-clean env kernel clean
+.PHONY: study test check-clean export lint env kernel clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -22,15 +22,28 @@ env: $(STAMP)
 study: $(STAMP)
 	$(VENV)/bin/clipkit study run quickstart --out results/quickstart
 
-# Notebooks are the source: exporting and cleaning must leave the checkout unchanged.
+# Notebooks are the source: `make export` writes clipkit/ from them (nbdev-export, then ruff format, which
+# wraps the `__all__` lists nbdev writes) and cleans their metadata.
+export: $(STAMP)
+	$(VENV)/bin/nbdev-export
+	$(VENV)/bin/ruff format -q clipkit
+	$(VENV)/bin/nbdev-clean
+
+# ruff, configured in pyproject.toml: lines up to 110 characters, one statement per line, no unused names.
+lint: $(STAMP)
+	$(VENV)/bin/ruff format --check -q nbs tests
+	$(VENV)/bin/ruff check nbs clipkit tests bench
+
+# Exporting and cleaning must leave the checkout unchanged, and the code must pass the linter.
 check-clean: $(STAMP)
 	@before=$$(git status --porcelain -- nbs clipkit); \
-	$(VENV)/bin/nbdev-export && $(VENV)/bin/nbdev-clean; \
+	$(MAKE) --no-print-directory -s export; \
 	after=$$(git status --porcelain -- nbs clipkit); \
 	if [ "$$before" != "$$after" ]; then \
 	  echo "ERROR: nbdev-export/nbdev-clean changed files: the library or the notebooks are out of step."; \
 	  echo "       Review and commit these:"; git status --porcelain -- nbs clipkit; exit 1; fi; \
-	echo "check-clean: nbdev-export and nbdev-clean leave no diff"
+	echo "check-clean: nbdev-export, ruff format and nbdev-clean leave no diff"
+	@$(MAKE) --no-print-directory -s lint && echo "lint: ruff passes"
 
 # Module notebooks (nbdev's runner), tests/, and every study through papermill with tiny parameters:
 # one pytest run, one summary line.

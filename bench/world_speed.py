@@ -2,16 +2,23 @@
 
 Target: at least 5,000 pairs per second at 32 px. Run: python bench/world_speed.py
 """
+
 import time, torch
 from clipkit.data.world import WorldConfig, make_pairs
 
+
 def rate(size, n=5000, repeats=3):
-    cfg = WorldConfig(size=size); make_pairs(cfg, 500, seed=0)       # warm up
+    cfg = WorldConfig(size=size)
+    make_pairs(cfg, 500, seed=0)  # warm up
     best = min(_time(cfg, n, s) for s in range(repeats))
-    return n/best
+    return n / best
+
 
 def _time(cfg, n, seed):
-    t0 = time.perf_counter(); make_pairs(cfg, n, seed=seed); return time.perf_counter() - t0
+    t0 = time.perf_counter()
+    make_pairs(cfg, n, seed=seed)
+    return time.perf_counter() - t0
+
 
 if __name__ == '__main__':
     torch.set_num_threads(1)

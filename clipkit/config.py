@@ -5,90 +5,165 @@
 # %% ../nbs/00_config.ipynb #7539ad0d
 from __future__ import annotations
 import configparser, os, random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 import numpy as np, torch
 
 # %% auto #0
-__all__ = ['DEFAULTS', 'find_settings', 'Settings', 'get_settings', 'get_device', 'set_threads', 'seed_everything', 'fingerprint']
+__all__ = [
+    'DEFAULTS',
+    'find_settings',
+    'Settings',
+    'get_settings',
+    'get_device',
+    'set_threads',
+    'seed_everything',
+    'fingerprint',
+]
 
 # %% ../nbs/00_config.ipynb #381de480
-DEFAULTS = dict(data_dir='data', cache_dir='.cache', results_dir='results', studies_dir='nbs/studies',
-                device='auto', threads='0', seed='0')
+DEFAULTS = dict(
+    data_dir='data',
+    cache_dir='.cache',
+    results_dir='results',
+    studies_dir='nbs/studies',
+    device='auto',
+    threads='0',
+    seed='0',
+)
+
 
 # %% ../nbs/00_config.ipynb #495fc5f4
-def find_settings(start=None # folder to search upwards from; the working directory by default
-                 )->Path|None:
+def find_settings(
+    start=None,  # folder to search upwards from; the working directory by default
+) -> Path | None:
     "The nearest `settings.ini` with a `[clipkit]` section at or above `start`, or `CLIPKIT_SETTINGS`."
-    if os.environ.get('CLIPKIT_SETTINGS'): return Path(os.environ['CLIPKIT_SETTINGS']).expanduser().resolve()
+    if os.environ.get('CLIPKIT_SETTINGS'):
+        return Path(os.environ['CLIPKIT_SETTINGS']).expanduser().resolve()
     p = Path(start or Path.cwd()).resolve()
     for d in [p, *p.parents]:
-        f = d/'settings.ini'
-        if f.is_file() and '[clipkit]' in f.read_text(): return f
+        f = d / 'settings.ini'
+        if f.is_file() and '[clipkit]' in f.read_text():
+            return f
     return None
+
 
 # %% ../nbs/00_config.ipynb #f5de5352
 @dataclass
 class Settings:
     "clipkit's workbook settings, after environment overrides; paths are absolute."
-    root: Path; data_dir: Path; cache_dir: Path; results_dir: Path; studies_dir: Path
-    device: str; threads: int; seed: int
-    source: Path|None = None  # the settings file read, if any
 
-def get_settings(start=None # folder to search upwards from for settings.ini
-                )->Settings:
+    root: Path
+    data_dir: Path
+    cache_dir: Path
+    results_dir: Path
+    studies_dir: Path
+    device: str
+    threads: int
+    seed: int
+    source: Path | None = None  # the settings file read, if any
+
+
+def get_settings(
+    start=None,  # folder to search upwards from for settings.ini
+) -> Settings:
     "Read `settings.ini` (or defaults), apply `CLIPKIT_*` environment overrides, resolve paths."
     f = find_settings(start)
     vals = dict(DEFAULTS)
     if f is not None:
-        if not f.is_file(): raise FileNotFoundError(f"CLIPKIT_SETTINGS points to {f}, which is not a file")
-        cp = configparser.ConfigParser(); cp.read(f)
+        if not f.is_file():
+            raise FileNotFoundError(f"CLIPKIT_SETTINGS points to {f}, which is not a file")
+        cp = configparser.ConfigParser()
+        cp.read(f)
         vals.update(cp['clipkit'] if cp.has_section('clipkit') else {})
-    for k in vals: vals[k] = os.environ.get(f'CLIPKIT_{k.upper()}', vals[k])
+    for k in vals:
+        vals[k] = os.environ.get(f'CLIPKIT_{k.upper()}', vals[k])
     root = f.parent if f is not None else Path.cwd().resolve()
-    path = lambda k: (root/Path(vals[k]).expanduser()).resolve()
-    try: threads, seed = int(vals['threads']), int(vals['seed'])
-    except ValueError as e: raise ValueError(f"settings: threads and seed must be integers, got {vals['threads']!r}, {vals['seed']!r}") from e
-    return Settings(root, path('data_dir'), path('cache_dir'), path('results_dir'), path('studies_dir'),
-                    vals['device'], threads, seed, f)
+    path = lambda k: (root / Path(vals[k]).expanduser()).resolve()
+    try:
+        threads, seed = int(vals['threads']), int(vals['seed'])
+    except ValueError as e:
+        raise ValueError(
+            f"settings: threads and seed must be integers, got {vals['threads']!r}, {vals['seed']!r}"
+        ) from e
+    return Settings(
+        root,
+        path('data_dir'),
+        path('cache_dir'),
+        path('results_dir'),
+        path('studies_dir'),
+        vals['device'],
+        threads,
+        seed,
+        f,
+    )
+
 
 # %% ../nbs/00_config.ipynb #b75c2ab1
-def get_device(device:str|None=None # 'auto', 'cpu', 'cuda', 'cuda:1', 'mps'; the settings' value by default
-              )->torch.device:
+def get_device(
+    device: str | None = None,  # 'auto', 'cpu', 'cuda', 'cuda:1', 'mps'; the settings' value by default
+) -> torch.device:
     "Resolve a device name, where 'auto' picks CUDA, then MPS, then CPU."
     device = device or get_settings().device
     if device == 'auto':
-        if torch.cuda.is_available(): return torch.device('cuda')
-        if getattr(torch.backends, 'mps', None) and torch.backends.mps.is_available(): return torch.device('mps')
+        if torch.cuda.is_available():
+            return torch.device('cuda')
+        if getattr(torch.backends, 'mps', None) and torch.backends.mps.is_available():
+            return torch.device('mps')
         return torch.device('cpu')
     return torch.device(device)
 
-def set_threads(n:int|None=None # torch intra-op threads; 0 keeps torch's default; the settings' value by default
-               )->int:
+
+def set_threads(
+    n: int | None = None,  # torch intra-op threads; 0 keeps torch's default; the settings' value by default
+) -> int:
     "Apply the thread setting to torch and return the number of threads in use."
     n = get_settings().threads if n is None else n
-    if n > 0: torch.set_num_threads(n)
+    if n > 0:
+        torch.set_num_threads(n)
     return torch.get_num_threads()
 
-def seed_everything(seed:int # seeds python, numpy and torch
-                   )->torch.Generator:
+
+def seed_everything(
+    seed: int,  # seeds python, numpy and torch
+) -> torch.Generator:
     "Seed every global generator and return a fresh torch Generator with the same seed."
-    random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
 
+
 # %% ../nbs/00_config.ipynb #32e348af
-import hashlib, json
-def fingerprint(*objs, # tensors, arrays, strings, numbers, dicts, lists or objects with a stable repr
-                n:int=16 # hex characters kept
-               )->str:
+import hashlib
+
+
+def fingerprint(
+    *objs,  # tensors, arrays, strings, numbers, dicts, lists or objects with a stable repr
+    n: int = 16,  # hex characters kept
+) -> str:
     "A short, stable content hash of `objs`."
     h = hashlib.sha1()
+
     def feed(o):
-        if isinstance(o, torch.Tensor): o = o.detach().cpu().contiguous(); h.update(str((o.dtype, tuple(o.shape))).encode()); h.update(o.view(-1).view(torch.uint8).numpy().tobytes() if o.numel() else b'')
-        elif isinstance(o, np.ndarray): h.update(str((o.dtype, o.shape)).encode()); h.update(np.ascontiguousarray(o).tobytes())
-        elif isinstance(o, dict): [feed(k) or feed(o[k]) for k in sorted(o, key=str)]
-        elif isinstance(o, (list, tuple)): h.update(b'['); [feed(x) for x in o]; h.update(b']')
-        elif isinstance(o, Path): h.update(str(o).encode())
-        else: h.update(repr(o).encode())
-    for o in objs: feed(o)
+        if isinstance(o, torch.Tensor):
+            o = o.detach().cpu().contiguous()
+            h.update(str((o.dtype, tuple(o.shape))).encode())
+            h.update(o.view(-1).view(torch.uint8).numpy().tobytes() if o.numel() else b'')
+        elif isinstance(o, np.ndarray):
+            h.update(str((o.dtype, o.shape)).encode())
+            h.update(np.ascontiguousarray(o).tobytes())
+        elif isinstance(o, dict):
+            [feed(k) or feed(o[k]) for k in sorted(o, key=str)]
+        elif isinstance(o, (list, tuple)):
+            h.update(b'[')
+            [feed(x) for x in o]
+            h.update(b']')
+        elif isinstance(o, Path):
+            h.update(str(o).encode())
+        else:
+            h.update(repr(o).encode())
+
+    for o in objs:
+        feed(o)
     return h.hexdigest()[:n]

@@ -4,93 +4,168 @@
 
 # %% ../nbs/04_features.ipynb #659e85fc
 from __future__ import annotations
-import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 import numpy as np, torch, torch.nn.functional as F
 from tqdm.auto import tqdm
 from .config import fingerprint, get_settings
 
 # %% auto #0
-__all__ = ['Features', 'take_images', 'image_batch', 'model_fingerprint', 'data_fingerprint', 'image_features', 'text_features',
-           'extract']
+__all__ = [
+    'Features',
+    'take_images',
+    'image_batch',
+    'model_fingerprint',
+    'data_fingerprint',
+    'image_features',
+    'text_features',
+    'extract',
+]
+
 
 # %% ../nbs/04_features.ipynb #c33e2667
 @dataclass
 class Features:
     "Image embeddings with labels and the fingerprints of the model and data behind them."
-    image: torch.Tensor                 # (N, D), L2-normalised unless asked otherwise
-    labels: torch.Tensor|None = None    # (N,)
+
+    image: torch.Tensor  # (N, D), L2-normalised unless asked otherwise
+    labels: torch.Tensor | None = None  # (N,)
     model_fp: str = ''
     data_fp: str = ''
-    text: torch.Tensor|None = None      # (C, D) zero-shot classifier weights, when computed
-    classnames: list|None = None
-    def __len__(self): return len(self.image)
+    text: torch.Tensor | None = None  # (C, D) zero-shot classifier weights, when computed
+    classnames: list | None = None
+
+    def __len__(self):
+        return len(self.image)
+
 
 # %% ../nbs/04_features.ipynb #d4420989
 def take_images(images, idx):
     "The images at positions `idx`, from a uint8 tensor or any sequence (PIL images, lazy files)."
     return images[torch.as_tensor(idx)] if isinstance(images, torch.Tensor) else [images[int(i)] for i in idx]
 
-def image_batch(model, images, preprocess=None)->torch.Tensor:
-    "Model input for a batch of images (uint8 tensor (B, 3, H, W), or a list of PIL images with `preprocess`)."
+
+def image_batch(model, images, preprocess=None) -> torch.Tensor:
+    """Model input for a batch of images (uint8 tensor (B, 3, H, W), or a list of PIL images with
+    `preprocess`)."""
     if isinstance(images, torch.Tensor):
-        v = model.visual; size = v.image_size if isinstance(v.image_size, (tuple, list)) else (v.image_size,)*2
-        x = images.float()/255
-        if tuple(x.shape[-2:]) != tuple(size): x = F.interpolate(x, size=tuple(size), mode='bicubic', align_corners=False).clamp(0, 1)
-        mean, std = torch.tensor(getattr(v, 'image_mean', None) or (0.48145466, 0.4578275, 0.40821073)), torch.tensor(getattr(v, 'image_std', None) or (0.26862954, 0.26130258, 0.27577711))
-        return (x - mean.view(1, 3, 1, 1))/std.view(1, 3, 1, 1)
-    if preprocess is None: raise ValueError("image_batch: PIL images need the model's preprocess transform")
+        v = model.visual
+        size = v.image_size if isinstance(v.image_size, (tuple, list)) else (v.image_size,) * 2
+        x = images.float() / 255
+        if tuple(x.shape[-2:]) != tuple(size):
+            x = F.interpolate(x, size=tuple(size), mode='bicubic', align_corners=False).clamp(0, 1)
+        mean, std = (
+            torch.tensor(getattr(v, 'image_mean', None) or (0.48145466, 0.4578275, 0.40821073)),
+            torch.tensor(getattr(v, 'image_std', None) or (0.26862954, 0.26130258, 0.27577711)),
+        )
+        return (x - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1)
+    if preprocess is None:
+        raise ValueError("image_batch: PIL images need the model's preprocess transform")
     return torch.stack([preprocess(im) for im in images])
 
+
 # %% ../nbs/04_features.ipynb #20f105df
-def model_fingerprint(model)->str:
+def model_fingerprint(model) -> str:
     "Content hash of a model's weights (cached on the model until its parameters change version)."
     key = tuple(p._version for p in model.state_dict().values())
-    if getattr(model, '_ck_fp', (None,))[0] != key: model._ck_fp = (key, fingerprint(dict(model.state_dict())))
+    if getattr(model, '_ck_fp', (None,))[0] != key:
+        model._ck_fp = (key, fingerprint(dict(model.state_dict())))
     return model._ck_fp[1]
 
-def data_fingerprint(images, labels=None)->str:
+
+def data_fingerprint(images, labels=None) -> str:
     "Content hash of images (pixels; for files, path, size and mtime; encoded bytes as they are) and labels."
-    if isinstance(images, torch.Tensor): return fingerprint(images, labels)
+    if isinstance(images, torch.Tensor):
+        return fingerprint(images, labels)
     items = getattr(images, 'items', None)
     if items is not None and getattr(images, 'load', None) is None:
-        ids = [it if isinstance(it, bytes) else (str(it), Path(it).stat().st_size, Path(it).stat().st_mtime_ns) for it in items]
+        ids = [
+            it if isinstance(it, bytes) else (str(it), Path(it).stat().st_size, Path(it).stat().st_mtime_ns)
+            for it in items
+        ]
         return fingerprint(ids, labels)
     return fingerprint([np.asarray(images[i]) for i in range(len(images))], labels)
 
+
 # %% ../nbs/04_features.ipynb #53afc8fe
 @torch.no_grad()
-def image_features(model, images, preprocess=None, batch_size:int=256, normalize:bool=True, device='cpu', progress:bool=True)->torch.Tensor:
+def image_features(
+    model,
+    images,
+    preprocess=None,
+    batch_size: int = 256,
+    normalize: bool = True,
+    device='cpu',
+    progress: bool = True,
+) -> torch.Tensor:
     "Embed images (a uint8 tensor, or a sequence of PIL images with `preprocess`) in batches."
-    model.eval().to(device); out = []
-    for s in tqdm(range(0, len(images), batch_size), disable=not progress or len(images) <= batch_size, desc='images'):
-        chunk = images[s:s + batch_size] if isinstance(images, torch.Tensor) else [images[i] for i in range(s, min(s + batch_size, len(images)))]
-        out.append(model.encode_image(image_batch(model, chunk, preprocess).to(device), normalize=normalize).float().cpu())
-    return torch.cat(out) if out else torch.empty(0, model.text_projection.shape[1] if hasattr(model, 'text_projection') else 0)
+    model.eval().to(device)
+    out = []
+    for s in tqdm(
+        range(0, len(images), batch_size), disable=not progress or len(images) <= batch_size, desc='images'
+    ):
+        chunk = (
+            images[s : s + batch_size]
+            if isinstance(images, torch.Tensor)
+            else [images[i] for i in range(s, min(s + batch_size, len(images)))]
+        )
+        out.append(
+            model.encode_image(image_batch(model, chunk, preprocess).to(device), normalize=normalize)
+            .float()
+            .cpu()
+        )
+    return (
+        torch.cat(out)
+        if out
+        else torch.empty(0, model.text_projection.shape[1] if hasattr(model, 'text_projection') else 0)
+    )
+
 
 @torch.no_grad()
-def text_features(model, tokenizer, texts:list, batch_size:int=1024, normalize:bool=True, device='cpu')->torch.Tensor:
+def text_features(
+    model, tokenizer, texts: list, batch_size: int = 1024, normalize: bool = True, device='cpu'
+) -> torch.Tensor:
     "Embed captions or prompts in batches."
     model.eval().to(device)
-    return torch.cat([model.encode_text(tokenizer(list(texts[s:s + batch_size])).to(device), normalize=normalize).float().cpu()
-                      for s in range(0, len(texts), batch_size)])
+    return torch.cat(
+        [
+            model.encode_text(tokenizer(list(texts[s : s + batch_size])).to(device), normalize=normalize)
+            .float()
+            .cpu()
+            for s in range(0, len(texts), batch_size)
+        ]
+    )
+
 
 # %% ../nbs/04_features.ipynb #85af19ef
-def extract(model, task, # a Task (or anything with .images and .labels)
-            preprocess=None, batch_size:int=256, device='cpu',
-            cache:bool=True, cache_dir=None, # the settings' cache_dir by default
-            progress:bool=True)->Features:
+def extract(
+    model,
+    task,  # a Task (or anything with .images and .labels)
+    preprocess=None,
+    batch_size: int = 256,
+    device='cpu',
+    cache: bool = True,
+    cache_dir=None,  # the settings' cache_dir by default
+    progress: bool = True,
+) -> Features:
     "Image features of a task, read from or written to the content-keyed cache."
     from safetensors.torch import save_file, load_file
+
     mfp, dfp = model_fingerprint(model), data_fingerprint(task.images, task.labels)
     key = fingerprint(mfp, dfp, repr(preprocess) if preprocess is not None else 'tensor')
-    f = Path(cache_dir or get_settings().cache_dir)/'features'/f'{key}.safetensors'
+    f = Path(cache_dir or get_settings().cache_dir) / 'features' / f'{key}.safetensors'
     if cache and f.is_file():
-        d = load_file(str(f)); return Features(d['image'], d.get('labels'), mfp, dfp)
+        d = load_file(str(f))
+        return Features(d['image'], d.get('labels'), mfp, dfp)
     img = image_features(model, task.images, preprocess, batch_size, device=device, progress=progress)
     feats = Features(img, task.labels, mfp, dfp)
     if cache:
         f.parent.mkdir(parents=True, exist_ok=True)
-        save_file({'image': img.contiguous(), **({'labels': task.labels.contiguous()} if task.labels is not None else {})}, str(f))
+        save_file(
+            {
+                'image': img.contiguous(),
+                **({'labels': task.labels.contiguous()} if task.labels is not None else {}),
+            },
+            str(f),
+        )
     return feats

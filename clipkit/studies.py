@@ -10,134 +10,238 @@ import numpy as np, pandas as pd
 from .config import get_settings
 
 # %% auto #0
-__all__ = ['write_json', 'flatten', 'tidy_rows', 'write_results', 'study_path', 'list_studies', 'run_study', 'main', 'train_cmd']
+__all__ = [
+    'write_json',
+    'flatten',
+    'tidy_rows',
+    'write_results',
+    'study_path',
+    'list_studies',
+    'run_study',
+    'main',
+    'train_cmd',
+]
+
 
 # %% ../nbs/11_studies.ipynb #5db91305
 def _clean(o):
     "Make `o` strictly JSON-serialisable: NaN/inf -> None, numpy -> python, tuples -> lists."
-    if isinstance(o, dict): return {str(k): _clean(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)): return [_clean(v) for v in o]
-    if isinstance(o, np.generic): o = o.item()
-    if isinstance(o, float) and not math.isfinite(o): return None
-    if isinstance(o, Path): return str(o)
+    if isinstance(o, dict):
+        return {str(k): _clean(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_clean(v) for v in o]
+    if isinstance(o, np.generic):
+        o = o.item()
+    if isinstance(o, float) and not math.isfinite(o):
+        return None
+    if isinstance(o, Path):
+        return str(o)
     return o
 
-def write_json(obj, path)->Path:
-    "Write `obj` as strict JSON (null, never NaN)."
-    p = Path(path); p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(json.dumps(_clean(obj), indent=2, allow_nan=False)); return p
 
-def flatten(d:dict, prefix:str='')->dict:
+def write_json(obj, path) -> Path:
+    "Write `obj` as strict JSON (null, never NaN)."
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(json.dumps(_clean(obj), indent=2, allow_nan=False))
+    return p
+
+
+def flatten(d: dict, prefix: str = '') -> dict:
     "Flatten nested dicts to dotted keys: {'a': {'b': 1}} -> {'a.b': 1}."
     out = {}
     for k, v in d.items():
-        if isinstance(v, dict): out.update(flatten(v, f'{prefix}{k}.'))
-        else: out[f'{prefix}{k}'] = v
+        if isinstance(v, dict):
+            out.update(flatten(v, f'{prefix}{k}.'))
+        else:
+            out[f'{prefix}{k}'] = v
     return out
 
-def tidy_rows(study:str, metrics:dict, seed:int, **params)->list:
-    "Tidy rows {study, params..., seed, metric, value} from a (nested) metrics dict."
-    return [dict(study=study, **params, seed=seed, metric=k, value=v) for k, v in flatten(metrics).items() if not isinstance(v, (list, str))]
 
-def write_results(rows:list, out_dir, name:str='results')->pd.DataFrame:
+def tidy_rows(study: str, metrics: dict, seed: int, **params) -> list:
+    "Tidy rows {study, params..., seed, metric, value} from a (nested) metrics dict."
+    return [
+        dict(study=study, **params, seed=seed, metric=k, value=v)
+        for k, v in flatten(metrics).items()
+        if not isinstance(v, (list, str))
+    ]
+
+
+def write_results(rows: list, out_dir, name: str = 'results') -> pd.DataFrame:
     "Write tidy rows as CSV and strict JSON into `out_dir`; return them as a DataFrame."
-    df = pd.DataFrame(rows); out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
-    df.to_csv(out/f'{name}.csv', index=False); write_json(rows, out/f'{name}.json'); return df
+    df = pd.DataFrame(rows)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    df.to_csv(out / f'{name}.csv', index=False)
+    write_json(rows, out / f'{name}.json')
+    return df
+
 
 # %% ../nbs/11_studies.ipynb #f1f063d9
-def study_path(name)->Path:
+def study_path(name) -> Path:
     "The notebook of a study, by name (in studies_dir) or by path."
     p = Path(name)
-    if p.suffix == '.ipynb' and p.is_file(): return p
-    p = get_settings().studies_dir/f'{name}.ipynb'
-    if not p.is_file(): raise FileNotFoundError(f"no study {name!r}: {p} does not exist (studies: {sorted(list_studies())})")
+    if p.suffix == '.ipynb' and p.is_file():
+        return p
+    p = get_settings().studies_dir / f'{name}.ipynb'
+    if not p.is_file():
+        raise FileNotFoundError(f"no study {name!r}: {p} does not exist (studies: {sorted(list_studies())})")
     return p
 
-def list_studies(folder=None)->dict:
+
+def list_studies(folder=None) -> dict:
     "{study name: {parameter: (default, comment)}} for every notebook in the studies folder."
     import papermill as pm
-    folder = Path(folder or get_settings().studies_dir)
-    return {p.stem: {k: (v['default'], v.get('help', '')) for k, v in pm.inspect_notebook(str(p)).items()}
-            for p in sorted(folder.glob('*.ipynb'))}
 
-def _kernel(nb:Path, kernel):
-    if kernel: return kernel
+    folder = Path(folder or get_settings().studies_dir)
+    return {
+        p.stem: {k: (v['default'], v.get('help', '')) for k, v in pm.inspect_notebook(str(p)).items()}
+        for p in sorted(folder.glob('*.ipynb'))
+    }
+
+
+def _kernel(nb: Path, kernel):
+    if kernel:
+        return kernel
     from jupyter_client.kernelspec import KernelSpecManager
+
     want = json.loads(nb.read_text()).get('metadata', {}).get('kernelspec', {}).get('name', 'python3')
     return want if want in KernelSpecManager().find_kernel_specs() else 'python3'
 
-def run_study(name, params:dict|None=None, out_dir=None, kernel:str|None=None, progress:bool=True)->Path:
-    "Execute a study with papermill into `out_dir` (results_dir/<name> by default); return the executed notebook."
+
+def run_study(
+    name, params: dict | None = None, out_dir=None, kernel: str | None = None, progress: bool = True
+) -> Path:
+    """Execute a study with papermill into `out_dir` (results_dir/<name> by default); return the executed
+    notebook."""
     import papermill as pm
+
     nb = study_path(name)
-    out = Path(out_dir or get_settings().results_dir/nb.stem).resolve(); out.mkdir(parents=True, exist_ok=True)
+    out = Path(out_dir or get_settings().results_dir / nb.stem).resolve()
+    out.mkdir(parents=True, exist_ok=True)
     known = pm.inspect_notebook(str(nb))
     unknown = set(params or {}) - set(known)
-    if unknown: raise ValueError(f"study {nb.stem!r} has no parameters {sorted(unknown)}; it has {sorted(known)}")
+    if unknown:
+        raise ValueError(f"study {nb.stem!r} has no parameters {sorted(unknown)}; it has {sorted(known)}")
     params = {**(params or {}), **({'out_dir': str(out)} if 'out_dir' in known else {})}
-    dest = out/f'{nb.stem}.ipynb'
-    pm.execute_notebook(str(nb), str(dest), parameters=params, kernel_name=_kernel(nb, kernel), progress_bar=progress, cwd=str(nb.parent))
+    dest = out / f'{nb.stem}.ipynb'
+    pm.execute_notebook(
+        str(nb),
+        str(dest),
+        parameters=params,
+        kernel_name=_kernel(nb, kernel),
+        progress_bar=progress,
+        cwd=str(nb.parent),
+    )
     return dest
 
+
 # %% ../nbs/11_studies.ipynb #c599ef12
-def _value(s:str):
-    try: return json.loads(s)
-    except json.JSONDecodeError: return {'True': True, 'False': False, 'None': None}.get(s, s)
+def _value(s: str):
+    try:
+        return json.loads(s)
+    except json.JSONDecodeError:
+        return {'True': True, 'False': False, 'None': None}.get(s, s)
+
 
 def main(argv=None):
     "The `clipkit` command."
-    ap = argparse.ArgumentParser(prog='clipkit', description='clipkit: a notebook-first workbench for CLIP research')
+    ap = argparse.ArgumentParser(
+        prog='clipkit', description='clipkit: a notebook-first workbench for CLIP research'
+    )
     sub = ap.add_subparsers(dest='cmd', required=True)
-    st = sub.add_parser('study', help='list or run the parameterised studies').add_subparsers(dest='action', required=True)
+    st = sub.add_parser('study', help='list or run the parameterised studies').add_subparsers(
+        dest='action', required=True
+    )
     st.add_parser('list', help='show the studies and their parameters')
     r = st.add_parser('run', help='run a study with papermill')
     r.add_argument('name', help='study name (in studies_dir) or path to a notebook')
-    r.add_argument('-p', '--param', action='append', default=[], metavar='NAME=VALUE', help='set a parameter (repeatable)')
+    r.add_argument(
+        '-p',
+        '--param',
+        action='append',
+        default=[],
+        metavar='NAME=VALUE',
+        help='set a parameter (repeatable)',
+    )
     r.add_argument('--out', default=None, help='output folder (results_dir/<name> by default)')
     r.add_argument('--kernel', default=None, help='Jupyter kernel (the notebook\'s, else python3)')
     tr = sub.add_parser('train', help='train a model on the embedded world (runs under torchrun too)')
-    tr.add_argument('--model', default='tiny-rn'); tr.add_argument('--loss', default='clip')
-    tr.add_argument('--steps', type=int, default=600); tr.add_argument('--batch-size', type=int, default=256)
-    tr.add_argument('--lr', type=float, default=3e-3); tr.add_argument('--warmup', type=int, default=50)
-    tr.add_argument('--n-pairs', type=int, default=30000); tr.add_argument('--seed', type=int, default=0)
-    tr.add_argument('--grad-accum', type=int, default=1); tr.add_argument('--threads', type=int, default=None)
+    tr.add_argument('--model', default='tiny-rn')
+    tr.add_argument('--loss', default='clip')
+    tr.add_argument('--steps', type=int, default=600)
+    tr.add_argument('--batch-size', type=int, default=256)
+    tr.add_argument('--lr', type=float, default=3e-3)
+    tr.add_argument('--warmup', type=int, default=50)
+    tr.add_argument('--n-pairs', type=int, default=30000)
+    tr.add_argument('--seed', type=int, default=0)
+    tr.add_argument('--grad-accum', type=int, default=1)
+    tr.add_argument('--threads', type=int, default=None)
     tr.add_argument('--precision', default='fp32', choices=['fp32', 'bf16'])
-    tr.add_argument('--lock-image', action='store_true'); tr.add_argument('--lock-text', action='store_true')
-    tr.add_argument('--grad-checkpointing', action='store_true'); tr.add_argument('--no-sparse-embedding', action='store_true')
-    tr.add_argument('--out', required=True, help='checkpoint folder (open_clip local-dir format) and history.csv')
+    tr.add_argument('--lock-image', action='store_true')
+    tr.add_argument('--lock-text', action='store_true')
+    tr.add_argument('--grad-checkpointing', action='store_true')
+    tr.add_argument('--no-sparse-embedding', action='store_true')
+    tr.add_argument(
+        '--out', required=True, help='checkpoint folder (open_clip local-dir format) and history.csv'
+    )
     a = ap.parse_args(argv)
-    if a.cmd == 'train': return train_cmd(a)
+    if a.cmd == 'train':
+        return train_cmd(a)
     if a.action == 'list':
         for name, ps in list_studies().items():
-            print(name); [print(f'  {k} = {v}' + (f'  # {h}' if h else '')) for k, (v, h) in ps.items()]
+            print(name)
+            [print(f'  {k} = {v}' + (f'  # {h}' if h else '')) for k, (v, h) in ps.items()]
         return 0
     params = {}
     for kv in a.param:
         k, eq, v = kv.partition('=')
-        if not eq: ap.error(f"-p expects NAME=VALUE, got {kv!r}")
+        if not eq:
+            ap.error(f"-p expects NAME=VALUE, got {kv!r}")
         params[k.strip()] = _value(v.strip())
-    try: dest = run_study(a.name, params, a.out, a.kernel)
+    try:
+        dest = run_study(a.name, params, a.out, a.kernel)
     except Exception as e:
         print(f"clipkit: study {a.name!r} failed: {type(e).__name__}: {e}", file=sys.stderr)
         return 1
-    print(f'clipkit: wrote {dest}'); return 0
+    print(f'clipkit: wrote {dest}')
+    return 0
+
 
 # %% ../nbs/11_studies.ipynb #ead94f43
-def train_cmd(a)->int:
+def train_cmd(a) -> int:
     "The `clipkit train` command: train on the embedded world, save the checkpoint and history."
     import torch
     from clipkit.data.world import WorldConfig, make_pairs
     from clipkit.models import create, save
     from clipkit.train import TrainConfig, train, init_distributed, loss_init
+
     rank, world = init_distributed()
-    cfg = TrainConfig(steps=a.steps, batch_size=a.batch_size, lr=a.lr, warmup=a.warmup, loss=a.loss, seed=a.seed,
-                      grad_accum=a.grad_accum, threads=a.threads, precision=a.precision, lock_image=a.lock_image,
-                      lock_text=a.lock_text, grad_checkpointing=a.grad_checkpointing, sparse_embedding=not a.no_sparse_embedding)
-    torch.manual_seed(a.seed); m, tok, _ = create(a.model, **loss_init(a.loss))
+    cfg = TrainConfig(
+        steps=a.steps,
+        batch_size=a.batch_size,
+        lr=a.lr,
+        warmup=a.warmup,
+        loss=a.loss,
+        seed=a.seed,
+        grad_accum=a.grad_accum,
+        threads=a.threads,
+        precision=a.precision,
+        lock_image=a.lock_image,
+        lock_text=a.lock_text,
+        grad_checkpointing=a.grad_checkpointing,
+        sparse_embedding=not a.no_sparse_embedding,
+    )
+    torch.manual_seed(a.seed)
+    m, tok, _ = create(a.model, **loss_init(a.loss))
     hist = train(m, tok, make_pairs(WorldConfig(), a.n_pairs, seed=a.seed), cfg)
     if rank == 0:
-        out = save(m, a.out, extra={'world_size': world}); hist.to_csv(out/'history.csv', index=False)
+        out = save(m, a.out, extra={'world_size': world})
+        hist.to_csv(out / 'history.csv', index=False)
         print(f'clipkit: {world} process(es), final loss {hist.loss.iloc[-1]:.4f}, wrote {out}')
     if world > 1:
-        import torch.distributed as dist; dist.barrier(); dist.destroy_process_group()
+        import torch.distributed as dist
+
+        dist.barrier()
+        dist.destroy_process_group()
     return 0

@@ -1,26 +1,36 @@
-"MetaCLIP curation on a 2-worker Dask LocalCluster equals the single-process run, bad rows and a broken shard included."
+"""MetaCLIP curation on a 2-worker Dask LocalCluster equals the single-process run, bad rows and a broken
+shard included."""
+
 from pathlib import Path
 import pandas as pd, pytest
 from clipkit.data.world import WorldConfig, make_pairs
 from clipkit.curation import world_entries
 from clipkit.curation_scale import write_shards, run_serial, run_dask, read_curated
 
+
 def test_dask_equals_single_process(tmp_path):
     pytest.importorskip('dask.distributed')
     from dask.distributed import Client, LocalCluster
+
     w = WorldConfig(zipf=1.5)
-    shards = write_shards(make_pairs(w, 4000, seed=1), tmp_path/'raw', shard_size=700)   # 6 shards
-    d = pd.read_parquet(shards[1]); d.loc[d.index[:2], 'caption'] = [None, '']; d.to_parquet(shards[1], index=False)
-    (tmp_path/'raw'/'broken.parquet').write_bytes(b'\x00garbage'); shards.append(str(tmp_path/'raw'/'broken.parquet'))
+    shards = write_shards(make_pairs(w, 4000, seed=1), tmp_path / 'raw', shard_size=700)  # 6 shards
+    d = pd.read_parquet(shards[1])
+    d.loc[d.index[:2], 'caption'] = [None, '']
+    d.to_parquet(shards[1], index=False)
+    (tmp_path / 'raw' / 'broken.parquet').write_bytes(b'\x00garbage')
+    shards.append(str(tmp_path / 'raw' / 'broken.parquet'))
     ents = world_entries(w)
-    ser = run_serial(shards, ents, t=80, out_dir=tmp_path/'serial', seed=3)
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, Client(cluster) as client:
+    ser = run_serial(shards, ents, t=80, out_dir=tmp_path / 'serial', seed=3)
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
         assert len(client.scheduler_info()['workers']) == 2
-        dk = run_dask(shards, ents, t=80, out_dir=tmp_path/'dask', seed=3, client=client)
+        dk = run_dask(shards, ents, t=80, out_dir=tmp_path / 'dask', seed=3, client=client)
     assert read_curated(ser).key.tolist() == read_curated(dk).key.tolist()
     assert (ser['counts'] == dk['counts']).all()
     assert ser['bad_rows'] == dk['bad_rows'] == 2
     assert [Path(f['shard']).name for f in dk['failed_shards']] == ['broken.parquet']
     assert 0 < len(read_curated(dk)) < 4000 - 2
-    other = run_serial(shards, ents, t=80, out_dir=tmp_path/'other', seed=4)
-    assert read_curated(other).key.tolist() != read_curated(ser).key.tolist()   # the seed matters
+    other = run_serial(shards, ents, t=80, out_dir=tmp_path / 'other', seed=4)
+    assert read_curated(other).key.tolist() != read_curated(ser).key.tolist()  # the seed matters

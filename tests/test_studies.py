@@ -1,55 +1,111 @@
 "Every study in nbs/studies runs through papermill with tiny parameters, and the runner and CLI behave."
+
 import json, subprocess, sys
 from pathlib import Path
 import pytest
 from clipkit.studies import run_study, list_studies
 
 ROOT = Path(__file__).resolve().parents[1]
-STUDIES = sorted((ROOT/'nbs'/'studies').glob('*.ipynb'))
+STUDIES = sorted((ROOT / 'nbs' / 'studies').glob('*.ipynb'))
 # tiny parameters per study; a new study must add its entry here
-TINY = {'quickstart': dict(steps=12, n_pairs=1024, batch_size=128, n_per_class=2, n_retrieval=40),
-        'losses': dict(losses=['clip', 'siglip', 'cyclip'], batch_sizes=[16, 32], steps=3, n_pairs=256, n_per_class=1),
-        'few_shot': dict(shots=[1, 2], seeds=[0], pretrain_steps=5, pretrain_pairs=512, n_test_per_class=2, prompt_methods=['coop'], prompt_epochs=1,
-                         ft_epochs=1, protocol_shots=2),
-        'modality_gap': dict(temperatures=[0.1], steps=4, n_pairs=256, batch_size=32, n_retrieval=20, n_per_class=1),
-        'robustness': dict(steps=[3, 5], seeds=[0], n_pairs=256, batch_size=32, n_train_per_class=2, n_per_class=1, cnn_epochs=1),
-        'compositionality': dict(losses=['clip'], steps=3, n_pairs=256, batch_size=32, n_items=20),
-        'curation': dict(n_pool=600, thresholds=[20], steps=3, batch_size=32, seeds=[0], n_per_class=2, n_retrieval=20)}
+TINY = {
+    'quickstart': dict(steps=12, n_pairs=1024, batch_size=128, n_per_class=2, n_retrieval=40),
+    'losses': dict(
+        losses=['clip', 'siglip', 'cyclip'], batch_sizes=[16, 32], steps=3, n_pairs=256, n_per_class=1
+    ),
+    'few_shot': dict(
+        shots=[1, 2],
+        seeds=[0],
+        pretrain_steps=5,
+        pretrain_pairs=512,
+        n_test_per_class=2,
+        prompt_methods=['coop'],
+        prompt_epochs=1,
+        ft_epochs=1,
+        protocol_shots=2,
+    ),
+    'modality_gap': dict(
+        temperatures=[0.1], steps=4, n_pairs=256, batch_size=32, n_retrieval=20, n_per_class=1
+    ),
+    'robustness': dict(
+        steps=[3, 5], seeds=[0], n_pairs=256, batch_size=32, n_train_per_class=2, n_per_class=1, cnn_epochs=1
+    ),
+    'compositionality': dict(losses=['clip'], steps=3, n_pairs=256, batch_size=32, n_items=20),
+    'curation': dict(
+        n_pool=600, thresholds=[20], steps=3, batch_size=32, seeds=[0], n_per_class=2, n_retrieval=20
+    ),
+}
+
 
 def test_studies_are_excluded_from_nbdev_test():
-    assert (ROOT/'nbs'/'studies'/'.notest').exists()
+    assert (ROOT / 'nbs' / 'studies' / '.notest').exists()
+
 
 @pytest.mark.parametrize('nb', STUDIES, ids=lambda p: p.stem)
 def test_study_runs(nb, tmp_path):
     assert nb.stem in TINY, f'add tiny parameters for {nb.stem} to tests/test_studies.py'
     dest = run_study(nb, TINY[nb.stem], tmp_path, progress=False)
     assert dest.is_file()
-    if (tmp_path/'metrics.json').exists(): json.loads((tmp_path/'metrics.json').read_text())   # strict JSON
+    if (tmp_path / 'metrics.json').exists():
+        json.loads((tmp_path / 'metrics.json').read_text())  # strict JSON
+
 
 def test_quickstart_metrics(tmp_path):
-    "Plain papermill with -p: the parameters tag survived nbdev-clean, and metrics.json has every promised key."
-    exe = Path(sys.executable).parent/'papermill'
-    args = [str(exe), str(ROOT/'nbs/studies/quickstart.ipynb'), str(tmp_path/'out.ipynb'), '-k', 'python3', '--no-progress-bar']
-    for k, v in {**TINY['quickstart'], 'steps': 7, 'out_dir': str(tmp_path)}.items(): args += ['-p', k, str(v)]
+    """Plain papermill with -p: the parameters tag survived nbdev-clean, and metrics.json has every promised
+    key."""
+    exe = Path(sys.executable).parent / 'papermill'
+    args = [
+        str(exe),
+        str(ROOT / 'nbs/studies/quickstart.ipynb'),
+        str(tmp_path / 'out.ipynb'),
+        '-k',
+        'python3',
+        '--no-progress-bar',
+    ]
+    for k, v in {**TINY['quickstart'], 'steps': 7, 'out_dir': str(tmp_path)}.items():
+        args += ['-p', k, str(v)]
     r = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-4000:]
-    m = json.loads((tmp_path/'metrics.json').read_text(), parse_constant=lambda c: pytest.fail(f'non-strict JSON: {c}'))
+    m = json.loads(
+        (tmp_path / 'metrics.json').read_text(), parse_constant=lambda c: pytest.fail(f'non-strict JSON: {c}')
+    )
     assert m['steps'] == 7 and m['train_seconds'] > 0
     for task in ('shape', 'color', 'shape_color', 'count', 'relation', 'ood_style', 'novel_combos'):
         assert 0 <= m['zero_shot'][task]['top1'] <= 1, task
-    assert m['zero_shot']['count']['top5'] is None          # 3 classes: no top-5
+    assert m['zero_shot']['count']['top5'] is None  # 3 classes: no top-5
     for d in ('image_to_text', 'text_to_image'):
-        for k in (1, 5, 10): assert 0 <= m['retrieval'][f'{d}_R@{k}'] <= 1
-    for f in ('loss.png', 'similarity.png', 'per_class.png', 'results.csv', 'results.json'): assert (tmp_path/f).is_file(), f
+        for k in (1, 5, 10):
+            assert 0 <= m['retrieval'][f'{d}_R@{k}'] <= 1
+    for f in ('loss.png', 'similarity.png', 'per_class.png', 'results.csv', 'results.json'):
+        assert (tmp_path / f).is_file(), f
+
 
 def test_cli_list_and_failure(tmp_path):
-    exe = Path(sys.executable).parent/'clipkit'
+    exe = Path(sys.executable).parent / 'clipkit'
     r = subprocess.run([str(exe), 'study', 'list'], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0 and 'quickstart' in r.stdout and 'steps = 600' in r.stdout
     assert 'quickstart' in list_studies()
-    r = subprocess.run([str(exe), 'study', 'run', 'quickstart', '-p', 'model=no-such-model', '-p', 'n_pairs=300', '--out', str(tmp_path)],
-                       cwd=ROOT, capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [
+            str(exe),
+            'study',
+            'run',
+            'quickstart',
+            '-p',
+            'model=no-such-model',
+            '-p',
+            'n_pairs=300',
+            '--out',
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode != 0 and 'no-such-model' in r.stderr
-    assert (tmp_path/'quickstart.ipynb').is_file()           # the failed run keeps its output notebook
-    r = subprocess.run([str(exe), 'study', 'run', 'quickstart', '-p', 'stepz=3'], cwd=ROOT, capture_output=True, text=True)
+    assert (tmp_path / 'quickstart.ipynb').is_file()  # the failed run keeps its output notebook
+    r = subprocess.run(
+        [str(exe), 'study', 'run', 'quickstart', '-p', 'stepz=3'], cwd=ROOT, capture_output=True, text=True
+    )
     assert r.returncode != 0 and 'stepz' in r.stderr

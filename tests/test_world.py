@@ -1,14 +1,21 @@
-"The embedded world at larger sizes than the notebook demo: knob statistics and a round trip through the real loaders."
-import numpy as np, torch, warnings
-from clipkit.data.world import WorldConfig, make_pairs, export_wds, export_csv, world_tasks
-from clipkit.data.sources import read_wds_pairs, read_csv_pairs
+"""The embedded world at larger sizes than the notebook demo: knob statistics and a round trip through the
+real loaders."""
+
+import numpy as np, torch
+from clipkit.data.world import WorldConfig, make_pairs, export_wds, world_tasks
+from clipkit.data.sources import read_wds_pairs
+
 
 def test_zipf_and_noise_rates():
     p = make_pairs(WorldConfig(zipf=1.0, caption_noise=0.5, duplicate_rate=0.0), 4000, seed=3)
     shapes = np.array([s for ss in p.meta.shapes for s in ss])
     counts = [np.mean(shapes == s) for s in WorldConfig().shapes]
     assert counts[0] > counts[2] > counts[-1]
-    assert abs((p.meta.noise == 'attribute').mean() - 0.25) < 0.03 and abs((p.meta.noise == 'unrelated').mean() - 0.25) < 0.03
+    assert (
+        abs((p.meta.noise == 'attribute').mean() - 0.25) < 0.03
+        and abs((p.meta.noise == 'unrelated').mean() - 0.25) < 0.03
+    )
+
 
 def test_style_mix_and_unseen_style():
     cfg = WorldConfig(styles={'plain': 1, 'dark': 1})
@@ -16,21 +23,25 @@ def test_style_mix_and_unseen_style():
     assert set(p.meta['style']) == {'plain', 'dark'} and 'outline' in cfg.unseen_styles
     assert abs((p.meta['style'] == 'dark').mean() - 0.5) < 0.06
 
+
 def test_attribute_noise_changes_a_colour_word():
-    clean = make_pairs(WorldConfig(), 300, seed=5); noisy = make_pairs(WorldConfig(caption_noise=1.0), 300, seed=5)
+    clean = make_pairs(WorldConfig(), 300, seed=5)
+    noisy = make_pairs(WorldConfig(caption_noise=1.0), 300, seed=5)
     assert torch.equal(clean.images, noisy.images)
     assert sum(a != b for a, b in zip(clean.captions, noisy.captions)) > 250
+
 
 def test_wds_roundtrip_jpg(tmp_path):
     p = make_pairs(WorldConfig(), 50, seed=1)
     q = read_wds_pairs(export_wds(p, tmp_path, shard_size=20))
     assert q.captions == p.captions and len(q) == 50
     diff = np.abs(np.asarray(q.images[7], dtype=float) - p.images[7].permute(1, 2, 0).numpy()).mean()
-    assert diff < 12   # jpg is lossy, but close
+    assert diff < 12  # jpg is lossy, but close
+
 
 def test_tasks_are_balanced_and_seeded():
     t = world_tasks(WorldConfig(), n_per_class=5, names=['count', 'relation'])
     assert np.bincount(t['count'].labels.numpy()).tolist() == [20, 20, 20]
-    assert np.bincount(t['relation'].labels.numpy()).tolist() == [20]*4
+    assert np.bincount(t['relation'].labels.numpy()).tolist() == [20] * 4
     t2 = world_tasks(WorldConfig(), n_per_class=5, names=['count'])
     assert torch.equal(t['count'].images, t2['count'].images)
