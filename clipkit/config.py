@@ -17,6 +17,7 @@ __all__ = [
     'get_settings',
     'get_device',
     'set_threads',
+    'get_seed',
     'seed_everything',
     'fingerprint',
 ]
@@ -53,14 +54,14 @@ def find_settings(
 class Settings:
     "clipkit's workbook settings, after environment overrides; paths are absolute."
 
-    root: Path
-    data_dir: Path
-    cache_dir: Path
-    results_dir: Path
-    studies_dir: Path
-    device: str
-    threads: int
-    seed: int
+    root: Path  # the folder holding the settings file
+    data_dir: Path  # where data sets live
+    cache_dir: Path  # where caches (features, models) live
+    results_dir: Path  # where study results are written
+    studies_dir: Path  # where the study notebooks are
+    device: str  # the default device: 'auto', 'cpu', 'cuda', ...
+    threads: int  # torch intra-op threads; 0 keeps torch's default
+    seed: int  # the default seed
     source: Path | None = None  # the settings file read, if any
 
 
@@ -124,10 +125,18 @@ def set_threads(
     return torch.get_num_threads()
 
 
+def get_seed(
+    seed: int | None = None,  # a seed; None takes the settings' seed
+) -> int:
+    "The seed to use: `seed` itself, or the settings' `seed` when it is None."
+    return get_settings().seed if seed is None else int(seed)
+
+
 def seed_everything(
-    seed: int,  # seeds python, numpy and torch
+    seed: int | None = None,  # seeds python, numpy and torch; the settings' seed by default
 ) -> torch.Generator:
     "Seed every global generator and return a fresh torch Generator with the same seed."
+    seed = get_seed(seed)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)

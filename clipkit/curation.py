@@ -39,7 +39,9 @@ __all__ = [
 _PUNCT = str.maketrans({c: f' {c} ' for c in string.punctuation})
 
 
-def normalize_text(s: str) -> str:
+def normalize_text(
+    s: str,  # a caption
+) -> str:
     """Lower case, punctuation spaced out, single spaces, one space of padding each side (so matches are whole
     tokens)."""
     return ' ' + ' '.join(s.lower().translate(_PUNCT).split()) + ' '
@@ -48,7 +50,10 @@ def normalize_text(s: str) -> str:
 class Matcher:
     "Whole-token substring matching of captions against metadata entries (Aho-Corasick)."
 
-    def __init__(self, entries: list):
+    def __init__(
+        self,
+        entries: list,  # the metadata entries (concept strings) to match
+    ):
         import ahocorasick
 
         self.entries = list(dict.fromkeys(e for e in entries if e and e.strip()))
@@ -81,12 +86,16 @@ class Matcher:
         return np.bincount(matches[1], minlength=len(self.entries))
 
 
-def read_entries(path) -> list:
+def read_entries(
+    path,  # a text file with one entry per line
+) -> list:
     "Metadata entries from a text file, one per line (blank lines and duplicates ignored)."
     return list(dict.fromkeys(l.strip() for l in Path(path).read_text().splitlines() if l.strip()))
 
 
-def world_entries(cfg) -> list:
+def world_entries(
+    cfg,  # a WorldConfig
+) -> list:
     """The embedded world's concept vocabulary: shapes and colours with their synonyms and plurals, and
     colour-shape combinations."""
     from clipkit.data.world import SHAPES, COLOR_SYNONYMS, PLURAL
@@ -120,7 +129,11 @@ def _uniform(seed: int, keys: np.ndarray, entries: np.ndarray) -> np.ndarray:
 
 
 def balance(
-    matches: tuple, counts: np.ndarray, t: float, seed: int = 0, keys: np.ndarray | None = None
+    matches: tuple,  # CSR matches (indptr, entry ids) from Matcher.match_many
+    counts: np.ndarray,  # captions matching each entry
+    t: float,  # MetaCLIP's threshold: an entry keeps about t matches
+    seed: int = 0,  # seeds every draw; the settings' seed where None
+    keys: np.ndarray | None = None,  # a stable key per row; row numbers where None
 ) -> np.ndarray:
     """MetaCLIP balancing: keep-mask over pairs; `keys` (default: row numbers) make the draws independent of
     sharding."""
@@ -136,7 +149,11 @@ def balance(
 
 
 def balance_report(
-    matcher: Matcher, matches: tuple, keep: np.ndarray, t: float, top: int = 10
+    matcher: Matcher,  # the Matcher that produced the matches
+    matches: tuple,  # CSR matches (indptr, entry ids) from Matcher.match_many
+    keep: np.ndarray,  # the keep-mask from balance
+    t: float,  # the threshold used
+    top: int = 10,  # head and tail entries to list
 ) -> pd.DataFrame:
     "Captions per entry before and after balancing, the head first, with the cap t."
     before = matcher.counts(matches)
@@ -153,7 +170,13 @@ def balance_report(
 class BalancedSampler(torch.utils.data.Sampler):
     "Online MetaCLIP balancing: every epoch a fresh balanced subset (seed + epoch), shuffled."
 
-    def __init__(self, matches: tuple, counts: np.ndarray, t: float, seed: int = 0):
+    def __init__(
+        self,
+        matches: tuple,  # CSR matches (indptr, entry ids) from Matcher.match_many
+        counts: np.ndarray,  # captions matching each entry
+        t: float,  # MetaCLIP's threshold
+        seed: int = 0,  # seeds every draw; the settings' seed where None
+    ):
         self.matches, self.counts, self.t, self.seed, self.epoch = matches, counts, t, seed, 0
 
     def set_epoch(self, epoch: int):
@@ -172,7 +195,12 @@ class BalancedSampler(torch.utils.data.Sampler):
 
 # %% ../nbs/08_curation.ipynb #d6ebd85f
 def pair_scores(
-    model, tokenizer, pairs, cache: bool = True, cache_dir=None, progress: bool = False
+    model,  # an open_clip model
+    tokenizer,  # the model's tokenizer
+    pairs,  # image-text Pairs
+    cache: bool = True,  # read and write the content-keyed cache
+    cache_dir=None,  # the cache's folder; the settings' cache_dir where None
+    progress: bool = False,  # show a progress bar
 ) -> torch.Tensor:
     "Cosine between each pair's image and caption under `model`, cached by content."
     from safetensors.torch import save_file, load_file
@@ -196,7 +224,9 @@ def pair_scores(
 
 
 def score_filter(
-    scores: torch.Tensor, threshold: float | None = None, top_fraction: float | None = None
+    scores: torch.Tensor,  # (N,) CLIP scores
+    threshold: float | None = None,  # keep scores at or above this
+    top_fraction: float | None = None,  # keep this share of the highest scores
 ) -> np.ndarray:
     "Keep-mask: scores above a threshold (LAION) or the top fraction (DataComp); exactly one of the two."
     if (threshold is None) == (top_fraction is None):
@@ -211,13 +241,21 @@ def score_filter(
 
 
 # %% ../nbs/08_curation.ipynb #f07857d0
-def text_filter(captions, concepts: list) -> np.ndarray:
+def text_filter(
+    captions,  # the caption strings
+    concepts: list,  # the concept strings to count
+) -> np.ndarray:
     "Keep-mask: captions that mention any of the concepts (whole tokens)."
     ptr, _ = Matcher(concepts).match_many(captions)
     return np.diff(ptr) > 0
 
 
-def kmeans(x: torch.Tensor, k: int, seed: int = 0, iters: int = 20) -> tuple:
+def kmeans(
+    x: torch.Tensor,  # (N, D) points
+    k: int,  # clusters
+    seed: int = 0,  # seeds every draw; the settings' seed where None
+    iters: int = 20,  # Lloyd's iterations
+) -> tuple:
     "Spherical k-means on normalised rows (k-means++ start): (centroids (k, D), assignment (N,))."
     x = F.normalize(torch.as_tensor(x).float(), dim=-1)
     g = torch.Generator().manual_seed(seed)
@@ -234,7 +272,10 @@ def kmeans(x: torch.Tensor, k: int, seed: int = 0, iters: int = 20) -> tuple:
 
 
 def image_cluster_filter(
-    pool_emb: torch.Tensor, target_emb: torch.Tensor, k: int = 100, seed: int = 0
+    pool_emb: torch.Tensor,  # (N, D) pool image embeddings
+    target_emb: torch.Tensor,  # (M, D) embeddings of the target images
+    k: int = 100,  # clusters
+    seed: int = 0,  # seeds every draw; the settings' seed where None
 ) -> np.ndarray:
     """Keep-mask: pool images in the k-means clusters nearest to some target image (DataComp's image-based
     filter)."""
@@ -245,12 +286,12 @@ def image_cluster_filter(
 
 # %% ../nbs/08_curation.ipynb #6dae57a2
 def semdedup(
-    emb: torch.Tensor,
-    eps: float,
-    k: int = 50,
-    seed: int = 0,
-    assign: torch.Tensor | None = None,
-    centroids: torch.Tensor | None = None,
+    emb: torch.Tensor,  # (N, D) normalised embeddings
+    eps: float,  # remove an item within cosine 1 - eps of another
+    k: int = 50,  # k-means clusters
+    seed: int = 0,  # seeds every draw; the settings' seed where None
+    assign: torch.Tensor | None = None,  # precomputed cluster ids
+    centroids: torch.Tensor | None = None,  # precomputed centroids
 ) -> np.ndarray:
     "Keep-mask after semantic deduplication at threshold 1 - eps within k-means clusters."
     x = F.normalize(torch.as_tensor(emb).float(), dim=-1)
@@ -269,7 +310,12 @@ def semdedup(
     return keep
 
 
-def semdedup_sweep(emb, eps_list=(0.0, 0.001, 0.01, 0.05, 0.1), k: int = 50, seed: int = 0) -> pd.DataFrame:
+def semdedup_sweep(
+    emb,  # (N, D) normalised embeddings
+    eps_list=(0.0, 0.001, 0.01, 0.05, 0.1),  # the thresholds to try
+    k: int = 50,  # k-means clusters
+    seed: int = 0,  # seeds every draw; the settings' seed where None
+) -> pd.DataFrame:
     "How many points SemDeDup removes at each eps (one clustering for all)."
     C, a = kmeans(emb, k, seed)
     return pd.DataFrame(
@@ -285,7 +331,10 @@ def semdedup_sweep(emb, eps_list=(0.0, 0.001, 0.01, 0.05, 0.1), k: int = 50, see
 _PREFIXES = ('a photo of ', 'an image of ', 'a picture of ', 'there is ', 'there are ', 'a drawing of ')
 
 
-def world_paraphrase(c: str, rng: np.random.Generator) -> str:
+def world_paraphrase(
+    c: str,  # a world caption
+    rng: np.random.Generator,  # the numpy random Generator
+) -> str:
     """One rule-based paraphrase of a world caption, from its text alone: template, synonyms, relation order,
     size words."""
     from clipkit.data.world import SHAPES, COLOR_SYNONYMS, INVERSE, PLURAL
@@ -317,7 +366,11 @@ def world_paraphrase(c: str, rng: np.random.Generator) -> str:
     return str(rng.choice(wrap)).format(core)
 
 
-def world_rewrites(pairs, n: int = 3, seed: int = 0) -> list:
+def world_rewrites(
+    pairs,  # image-text Pairs
+    n: int = 3,  # rewrites per caption
+    seed: int = 0,  # seeds every draw; the settings' seed where None
+) -> list:
     """For each world pair, up to n distinct paraphrases of its caption (the caption's own content, errors
     included, as a language model would)."""
     rng = np.random.default_rng(seed)
@@ -334,7 +387,11 @@ def world_rewrites(pairs, n: int = 3, seed: int = 0) -> list:
     return out
 
 
-def rewrite(pairs, fn, n: int | None = None) -> object:
+def rewrite(
+    pairs,  # image-text Pairs
+    fn,  # caption -> list of rewrites (a language model, or rules)
+    n: int | None = None,  # keep at most n rewrites
+) -> object:
     "Attach rewrites from any callable caption -> list of strings, as meta['rewrites']; returns the pairs."
     rw = [list(fn(c))[:n] if n else list(fn(c)) for c in pairs.captions]
     bad = [i for i, r in enumerate(rw) if not all(isinstance(x, str) for x in r)]
@@ -345,13 +402,20 @@ def rewrite(pairs, fn, n: int | None = None) -> object:
 
 
 # %% ../nbs/08_curation.ipynb #0b6e5c74
-def caption_concept_counts(captions, concepts: list) -> pd.Series:
+def caption_concept_counts(
+    captions,  # the caption strings
+    concepts: list,  # the concept strings to count
+) -> pd.Series:
     "Captions mentioning each concept."
     m = Matcher(concepts)
     return pd.Series(m.counts(m.match_many(captions)), index=m.entries)
 
 
-def image_concept_counts(meta: pd.DataFrame, concepts: list, columns=('colors', 'shapes')) -> pd.Series:
+def image_concept_counts(
+    meta: pd.DataFrame,  # a metadata table (the world's: lists of colours and shapes per image)
+    concepts: list,  # the concept strings to count
+    columns=('colors', 'shapes'),  # the attribute columns
+) -> pd.Series:
     """Images containing each concept: a single attribute ('red') or an attribute pair of one object ('red
     star')."""
     objs = [set(zip(*(r[c] for c in columns))) for r in meta[list(columns)].to_dict('records')]

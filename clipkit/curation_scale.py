@@ -26,7 +26,12 @@ __all__ = [
 
 
 # %% ../nbs/08_curation.scale.ipynb #f90d95fa
-def write_shards(pairs, out_dir, shard_size: int = 10000, url_prefix: str = 'img') -> list:
+def write_shards(
+    pairs,  # image-text Pairs
+    out_dir,  # the folder to write into (created if missing)
+    shard_size: int = 10000,  # rows per shard
+    url_prefix: str = 'img',  # prefix of the image path column
+) -> list:
     """Write Pairs (captions and metadata; the image column is a path or URL) as Parquet shards with a global
     `key` per row."""
     out = Path(out_dir)
@@ -55,7 +60,9 @@ def write_shards(pairs, out_dir, shard_size: int = 10000, url_prefix: str = 'img
     return paths
 
 
-def read_shard(path) -> pd.DataFrame:
+def read_shard(
+    path,  # a Parquet shard
+) -> pd.DataFrame:
     "Read one shard; a broken file raises with its path in the message."
     try:
         return pd.read_parquet(path)
@@ -91,7 +98,11 @@ def _keys(df, shard_index):
 
 
 # %% ../nbs/08_curation.scale.ipynb #15082fb5
-def count_shard(path, entries: tuple, shard_index: int = 0) -> dict:
+def count_shard(
+    path,  # a Parquet shard
+    entries: tuple,  # the metadata entries (concept strings) to match
+    shard_index: int = 0,  # the shard's position in the list
+) -> dict:
     "Map 1: captions per entry in one shard, with its bad-row report (a broken shard reports its error)."
     try:
         df = read_shard(path)
@@ -109,7 +120,9 @@ def count_shard(path, entries: tuple, shard_index: int = 0) -> dict:
     }
 
 
-def reduce_counts(results: list) -> tuple:
+def reduce_counts(
+    results: list,  # count_shard's results
+) -> tuple:
     "Reduce: total counts per entry, and one report row per shard."
     counts = sum((r['counts'] for r in results if r['counts'] is not None), start=0)
     report = pd.DataFrame([{k: v for k, v in r.items() if k != 'counts'} for r in results])
@@ -117,7 +130,13 @@ def reduce_counts(results: list) -> tuple:
 
 
 def sample_shard(
-    path, entries: tuple, counts: np.ndarray, t: float, seed: int, out_dir, shard_index: int = 0
+    path,  # a Parquet shard
+    entries: tuple,  # the metadata entries (concept strings) to match
+    counts: np.ndarray,  # global counts per entry (reduce_counts)
+    t: float,  # MetaCLIP's threshold
+    seed: int,  # seeds every draw; the settings' seed where None
+    out_dir,  # the folder to write into (created if missing)
+    shard_index: int = 0,  # the shard's position in the list
 ) -> dict:
     "Map 2: balance one shard's rows with the global counts and write the kept rows."
     try:
@@ -135,7 +154,14 @@ def sample_shard(
 
 
 # %% ../nbs/08_curation.scale.ipynb #0fdc20c5
-def curate(shards: list, entries: list, t: float, out_dir, seed: int = 0, map_fn=None) -> dict:
+def curate(
+    shards: list,  # the Parquet shard paths
+    entries: list,  # the metadata entries (concept strings) to match
+    t: float,  # MetaCLIP's threshold
+    out_dir,  # the folder to write into (created if missing)
+    seed: int = 0,  # seeds every draw; the settings' seed where None
+    map_fn=None,  # map_fn(f, *iterables) runs the maps; the builtin map where None
+) -> dict:
     """MetaCLIP curation over shards: counts, report and the kept rows' files. `map_fn(f, *iterables)` runs
     the maps (default: serial)."""
     map_fn = map_fn or (lambda f, *its: list(map(f, *its)))
@@ -159,12 +185,25 @@ def curate(shards: list, entries: list, t: float, out_dir, seed: int = 0, map_fn
     }
 
 
-def run_serial(shards, entries, t, out_dir, seed: int = 0) -> dict:
+def run_serial(
+    shards,  # the Parquet shard paths
+    entries,  # the metadata entries (concept strings) to match
+    t,  # MetaCLIP's threshold
+    out_dir,  # the folder to write into (created if missing)
+    seed: int = 0,  # seeds every draw; the settings' seed where None
+) -> dict:
     "Curation in this process."
     return curate(shards, entries, t, out_dir, seed)
 
 
-def run_pool(shards, entries, t, out_dir, seed: int = 0, workers: int = 2) -> dict:
+def run_pool(
+    shards,  # the Parquet shard paths
+    entries,  # the metadata entries (concept strings) to match
+    t,  # MetaCLIP's threshold
+    out_dir,  # the folder to write into (created if missing)
+    seed: int = 0,  # seeds every draw; the settings' seed where None
+    workers: int = 2,  # processes in the pool
+) -> dict:
     "Curation on a local process pool."
     from concurrent.futures import ProcessPoolExecutor
 
@@ -172,7 +211,14 @@ def run_pool(shards, entries, t, out_dir, seed: int = 0, workers: int = 2) -> di
         return curate(shards, entries, t, out_dir, seed, map_fn=lambda f, *its: list(ex.map(f, *its)))
 
 
-def run_dask(shards, entries, t, out_dir, seed: int = 0, client=None) -> dict:
+def run_dask(
+    shards,  # the Parquet shard paths
+    entries,  # the metadata entries (concept strings) to match
+    t,  # MetaCLIP's threshold
+    out_dir,  # the folder to write into (created if missing)
+    seed: int = 0,  # seeds every draw; the settings' seed where None
+    client=None,  # a dask.distributed Client
+) -> dict:
     "Curation on a Dask cluster (the given client, or a LocalCluster for the call)."
     try:
         from dask.distributed import Client, LocalCluster
@@ -197,7 +243,9 @@ def run_dask(shards, entries, t, out_dir, seed: int = 0, client=None) -> dict:
             cluster.close()
 
 
-def read_curated(result: dict) -> pd.DataFrame:
+def read_curated(
+    result: dict,  # the result dict of curate / run_*
+) -> pd.DataFrame:
     "The kept rows of a curation run, in key order."
     return pd.concat([pd.read_parquet(p) for p in result['outputs']], ignore_index=True).sort_values(
         'key', ignore_index=True

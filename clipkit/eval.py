@@ -6,42 +6,17 @@ recall."""
 # %% ../nbs/07_eval.ipynb #c8e267d6
 from __future__ import annotations
 import numpy as np, torch, torch.nn.functional as F
-from .features import text_features, extract, image_features
+from .features import extract, image_features, zero_shot_weights
 
 # %% auto #0
-__all__ = [
-    'prompts_for',
-    'zero_shot_weights',
-    'classification_metrics',
-    'zero_shot_eval',
-    'retrieval_metrics',
-    'modality_gap',
-]
-
-
-# %% ../nbs/07_eval.ipynb #b88354c9
-def prompts_for(classname: str, templates) -> list:
-    "The prompts of one class: templates filled with the name, or the class's own list."
-    if isinstance(templates, dict):
-        if classname not in templates:
-            raise KeyError(f"prompts_for: no prompts for class {classname!r}")
-        return list(templates[classname])
-    return [t.replace('{c}', classname).replace('{}', classname) for t in templates]
-
-
-def zero_shot_weights(model, tokenizer, classnames: list, templates, device='cpu') -> torch.Tensor:
-    "Zero-shot classifier weights (C, D): the normalised mean of each class's normalised prompt embeddings."
-    prompts = [prompts_for(c, templates) for c in classnames]
-    emb = text_features(model, tokenizer, [p for ps in prompts for p in ps], device=device)
-    out, s = [], 0
-    for ps in prompts:
-        out.append(F.normalize(emb[s : s + len(ps)].mean(0), dim=-1))
-        s += len(ps)
-    return torch.stack(out)
+__all__ = ['classification_metrics', 'zero_shot_eval', 'retrieval_metrics', 'modality_gap']
 
 
 # %% ../nbs/07_eval.ipynb #077cb75b
-def classification_metrics(logits: torch.Tensor, labels: torch.Tensor) -> dict:
+def classification_metrics(
+    logits: torch.Tensor,  # (N, C) class logits
+    labels: torch.Tensor,  # (N,) integer class labels
+) -> dict:
     "top1, top5 (None for fewer than 5 classes) and mean per-class recall."
     labels = torch.as_tensor(labels)
     C = logits.shape[1]
@@ -55,7 +30,13 @@ def classification_metrics(logits: torch.Tensor, labels: torch.Tensor) -> dict:
 
 # %% ../nbs/07_eval.ipynb #399542a7
 def zero_shot_eval(
-    model, tokenizer, task, preprocess=None, device='cpu', cache: bool = False, cache_dir=None
+    model,  # an open_clip model
+    tokenizer,  # the model's tokenizer
+    task,  # a Task
+    preprocess=None,  # the model's transform, for PIL images
+    device=None,  # 'cpu', 'cuda', ...; the settings' device where None
+    cache: bool = False,  # take the image features from the content-keyed cache
+    cache_dir=None,  # the cache's folder; the settings' cache_dir where None
 ) -> dict:
     "Zero-shot classification metrics of `model` on a Task."
     W = zero_shot_weights(model, tokenizer, task.classnames, task.templates, device=device)
@@ -69,11 +50,11 @@ def zero_shot_eval(
 
 # %% ../nbs/07_eval.ipynb #deaa38f1
 def retrieval_metrics(
-    image_emb: torch.Tensor,
+    image_emb: torch.Tensor,  # (N, D) normalised image embeddings
     text_emb: torch.Tensor,  # normalised (N, D) and (M, D)
     caption_image: torch.Tensor,  # (M,) the image index of each caption
-    ks=(1, 5, 10),
-    chunk: int = 1024,
+    ks=(1, 5, 10),  # the k of each Recall@k
+    chunk: int = 1024,  # query rows per block
 ) -> dict:
     "Recall@k in both directions, named `image_to_text_R@k` and `text_to_image_R@k`."
     caption_image = torch.as_tensor(caption_image)
@@ -98,6 +79,9 @@ def retrieval_metrics(
 
 
 # %% ../nbs/07_eval.ipynb #9b531fd4
-def modality_gap(image_emb: torch.Tensor, text_emb: torch.Tensor) -> float:
+def modality_gap(
+    image_emb: torch.Tensor,  # (N, D) image embeddings
+    text_emb: torch.Tensor,  # (M, D) text embeddings
+) -> float:
     "Distance between the centroids of normalised image and text embeddings."
     return (F.normalize(image_emb, dim=-1).mean(0) - F.normalize(text_emb, dim=-1).mean(0)).norm().item()

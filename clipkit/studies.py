@@ -39,7 +39,10 @@ def _clean(o):
     return o
 
 
-def write_json(obj, path) -> Path:
+def write_json(
+    obj,  # a JSON-able object (NaN and inf become null)
+    path,  # the file
+) -> Path:
     "Write `obj` as strict JSON (null, never NaN)."
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
@@ -47,7 +50,10 @@ def write_json(obj, path) -> Path:
     return p
 
 
-def flatten(d: dict, prefix: str = '') -> dict:
+def flatten(
+    d: dict,  # a nested dict
+    prefix: str = '',  # prepended to every key
+) -> dict:
     "Flatten nested dicts to dotted keys: {'a': {'b': 1}} -> {'a.b': 1}."
     out = {}
     for k, v in d.items():
@@ -58,7 +64,12 @@ def flatten(d: dict, prefix: str = '') -> dict:
     return out
 
 
-def tidy_rows(study: str, metrics: dict, seed: int, **params) -> list:
+def tidy_rows(
+    study: str,  # the study's name
+    metrics: dict,  # {metric: value} (nested dicts are flattened)
+    seed: int,  # the seed of the run
+    **params,
+) -> list:
     "Tidy rows {study, params..., seed, metric, value} from a (nested) metrics dict."
     return [
         dict(study=study, **params, seed=seed, metric=k, value=v)
@@ -67,7 +78,11 @@ def tidy_rows(study: str, metrics: dict, seed: int, **params) -> list:
     ]
 
 
-def write_results(rows: list, out_dir, name: str = 'results') -> pd.DataFrame:
+def write_results(
+    rows: list,  # tidy rows
+    out_dir,  # the folder to write into (created if missing)
+    name: str = 'results',  # the files are name.csv and name.json
+) -> pd.DataFrame:
     "Write tidy rows as CSV and strict JSON into `out_dir`; return them as a DataFrame."
     df = pd.DataFrame(rows)
     out = Path(out_dir)
@@ -78,7 +93,9 @@ def write_results(rows: list, out_dir, name: str = 'results') -> pd.DataFrame:
 
 
 # %% ../nbs/11_studies.ipynb #f1f063d9
-def study_path(name) -> Path:
+def study_path(
+    name,  # a study name (in studies_dir) or a notebook path
+) -> Path:
     "The notebook of a study, by name (in studies_dir) or by path."
     p = Path(name)
     if p.suffix == '.ipynb' and p.is_file():
@@ -89,7 +106,9 @@ def study_path(name) -> Path:
     return p
 
 
-def list_studies(folder=None) -> dict:
+def list_studies(
+    folder=None,  # the studies' folder; the settings' studies_dir where None
+) -> dict:
     "{study name: {parameter: (default, comment)}} for every notebook in the studies folder."
     import papermill as pm
 
@@ -110,7 +129,11 @@ def _kernel(nb: Path, kernel):
 
 
 def run_study(
-    name, params: dict | None = None, out_dir=None, kernel: str | None = None, progress: bool = True
+    name,  # a study name (in studies_dir) or a notebook path
+    params: dict | None = None,  # papermill parameters
+    out_dir=None,  # results_dir/<name> where None
+    kernel: str | None = None,  # a Jupyter kernel; the notebook's where None
+    progress: bool = True,  # show a progress bar
 ) -> Path:
     """Execute a study with papermill into `out_dir` (results_dir/<name> by default); return the executed
     notebook."""
@@ -144,7 +167,9 @@ def _value(s: str):
         return {'True': True, 'False': False, 'None': None}.get(s, s)
 
 
-def main(argv=None):
+def main(
+    argv=None,  # the command line; sys.argv where None
+):
     "The `clipkit` command."
     ap = argparse.ArgumentParser(
         prog='clipkit', description='clipkit: a notebook-first workbench for CLIP research'
@@ -209,12 +234,14 @@ def main(argv=None):
 
 
 # %% ../nbs/11_studies.ipynb #ead94f43
-def train_cmd(a) -> int:
+def train_cmd(
+    a,  # the parsed arguments of `clipkit train`
+) -> int:
     "The `clipkit train` command: train on the embedded world, save the checkpoint and history."
     import torch
     from clipkit.data.world import WorldConfig, make_pairs
     from clipkit.models import create, save
-    from clipkit.train import TrainConfig, train, init_distributed, loss_init
+    from clipkit.train import TrainConfig, train, init_distributed
 
     rank, world = init_distributed()
     cfg = TrainConfig(
@@ -233,7 +260,7 @@ def train_cmd(a) -> int:
         sparse_embedding=not a.no_sparse_embedding,
     )
     torch.manual_seed(a.seed)
-    m, tok, _ = create(a.model, **loss_init(a.loss))
+    m, tok, _ = create(a.model, loss=a.loss)
     hist = train(m, tok, make_pairs(WorldConfig(), a.n_pairs, seed=a.seed), cfg)
     if rank == 0:
         out = save(m, a.out, extra={'world_size': world})

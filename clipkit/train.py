@@ -11,10 +11,11 @@ from dataclasses import dataclass, asdict, field, replace
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from tqdm.auto import tqdm
-from .config import set_threads, seed_everything, get_device
-from .losses import LOSSES, loss_call, dist_info
+from .config import set_threads, seed_everything, get_device, get_seed
+from .losses import LOSSES, ContrastiveLoss, get_loss, dist_info
 from . import models
-from .features import image_batch, take_images
+from .types import take_images
+from .features import image_batch
 
 # %% auto #0
 __all__ = [
@@ -26,7 +27,6 @@ __all__ = [
     'train_step',
     'group_ids',
     'prepare',
-    'loss_init',
     'init_distributed',
     'train',
     'task_pairs',
@@ -37,40 +37,41 @@ __all__ = [
 # %% ../nbs/06_train.ipynb #8c1650f0
 @dataclass
 class TrainConfig:
-    "The trainer's settings."
+    "The trainer's settings: one field per choice, each with the value a tiny CLIP on the world needs."
 
     steps: int = 600  # optimizer steps
-    batch_size: int = 256  # global batch (split into `grad_accum` micro-batches)
+    batch_size: int = 256  # global batch, over every process (split into `grad_accum` micro-batches)
     lr: float = 3e-3  # peak learning rate
     warmup: int = 50  # linear warm-up steps
-    weight_decay: float = 0.1  # on weights with two or more dimensions only
-    betas: tuple = (0.9, 0.98)
-    eps: float = 1e-6
+    weight_decay: float = 0.1  # AdamW decay, on weights with two or more dimensions only
+    betas: tuple = (0.9, 0.98)  # AdamW's moment coefficients (open_clip's defaults for CLIP)
+    eps: float = 1e-6  # AdamW's denominator epsilon
     loss: str = 'clip'  # a name in clipkit.losses.LOSSES
-    loss_kw: dict = field(default_factory=dict)  # extra keyword arguments of the loss (e.g. chunk=1024)
+    loss_kw: dict = field(default_factory=dict)  # keyword arguments of the loss, checked by get_loss
     positives: str | None = None  # multi_positive groups: 'caption', or a metadata column (e.g. 'shapes')
-    rewrite_prob: float = (
-        0.0  # LaCLIP: chance of training on one of pairs.meta['rewrites'] instead of the caption
-    )
+    rewrite_prob: float = 0.0  # LaCLIP: chance of training on one of pairs.meta['rewrites'] instead
     fixed_scale: float | None = None  # fix the exponentiated scale at this value instead of learning it
     lock_image: bool = False  # LiT: freeze the image tower
     lock_text: bool = False  # freeze the text tower
     precision: str = 'fp32'  # 'fp32' or 'bf16' (autocast)
-    grad_checkpointing: bool = False
+    grad_checkpointing: bool = False  # recompute tower activations in the backward pass to save memory
     grad_accum: int = 1  # micro-batches per step; the loss still sees the whole batch
     max_logit_scale: float = 100.0  # the exponentiated scale is clamped here after each step
     sparse_embedding: bool = True  # update only the token-table rows in the batch (SparseAdam)
     eval_every: int = 0  # call eval_fn every N steps (0: only at the end)
     ckpt_every: int = 0  # checkpoint every N steps into ckpt_dir (0: never)
-    ckpt_dir: str | None = None
-    seed: int = 0
+    ckpt_dir: str | None = None  # folder of the checkpoints (`ckpt_dir/last/`)
+    seed: int | None = None  # data order, initialisation and sampling; the settings' seed by default
     threads: int | None = None  # torch threads; the settings' value by default
-    device: str = 'cpu'
+    device: str | None = None  # 'cpu', 'cuda', 'auto', ...; the settings' device by default
     progress: bool = True  # show a tqdm bar
 
 
 # %% ../nbs/06_train.ipynb #9205e5ef
-def lr_at(step: int, cfg: TrainConfig) -> float:
+def lr_at(
+    step: int,  # the optimizer step (0-based)
+    cfg: TrainConfig,  # the trainer's settings (lr, warmup, steps)
+) -> float:
     "Learning rate at `step`: linear warm-up, then cosine decay to zero."
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
@@ -81,7 +82,10 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     )
 
 
-def make_optimizers(model, cfg: TrainConfig) -> list:
+def make_optimizers(
+    model,  # an open_clip model
+    cfg: TrainConfig,  # the trainer's settings
+) -> list:
     "AdamW over the model (decay on >=2-D weights only), plus SparseAdam for the token table if asked."
     sparse = cfg.sparse_embedding and hasattr(model, 'token_embedding')
     named = [
@@ -106,7 +110,12 @@ def make_optimizers(model, cfg: TrainConfig) -> list:
 
 
 # %% ../nbs/06_train.ipynb #3dd10b9a
-def batch_order(n: int, batch_size: int, step: int, seed: int) -> torch.Tensor:
+def batch_order(
+    n: int,  # pairs in the pool
+    batch_size: int,  # the global batch size
+    step: int,  # the optimizer step (0-based)
+    seed: int,  # the run's seed
+) -> torch.Tensor:
     "Indices of the batch at `step`: one seeded permutation per epoch, the last partial batch dropped."
     per_epoch = n // batch_size
     if per_epoch == 0:
@@ -116,7 +125,11 @@ def batch_order(n: int, batch_size: int, step: int, seed: int) -> torch.Tensor:
     return perm[k * batch_size : (k + 1) * batch_size]
 
 
-def sampler_order(sampler, batch_size: int, step: int) -> torch.Tensor:
+def sampler_order(
+    sampler,  # an object with set_epoch(e) and indices() (e.g. BalancedSampler)
+    batch_size: int,  # the global batch size
+    step: int,  # the optimizer step (0-based)
+) -> torch.Tensor:
     """Indices of the batch at `step` when a per-epoch sampler (e.g. MetaCLIP's online balancing) chooses each
     epoch's rows."""
     cache = sampler.__dict__.setdefault('_ck_epochs', [])  # (first step, indices) per epoch, built once
@@ -146,12 +159,19 @@ def _forward(net, x, t, precision):
     )
 
 
-def train_step(net, images, tokens, cfg: TrainConfig, extras: dict | None = None) -> float:
+def train_step(
+    net,  # the model, or its DistributedDataParallel wrapper
+    images: torch.Tensor,  # this process's model-ready image batch
+    tokens: torch.Tensor,  # this process's tokenised captions
+    loss_fn: ContrastiveLoss,  # the resolved loss (clipkit.losses.get_loss)
+    cfg: TrainConfig,  # precision and grad_accum are read from here
+    extras: dict | None = None,  # per-batch inputs the loss needs (groups, teacher features)
+) -> float:
     "Forward and backward over one local batch in `cfg.grad_accum` micro-batches; returns the loss."
-    extras = {**cfg.loss_kw, **(extras or {})}
+    extras = extras or {}
     if cfg.grad_accum == 1:
         i, t, s, b = _forward(net, images, tokens, cfg.precision)
-        loss = loss_call(cfg.loss, i, t, s, b, **extras)
+        loss = loss_fn(i, t, s, b, **extras)
         loss.backward()
         return loss.item()
     xs, ts = images.chunk(cfg.grad_accum), tokens.chunk(cfg.grad_accum)
@@ -165,13 +185,16 @@ def train_step(net, images, tokens, cfg: TrainConfig, extras: dict | None = None
             t = torch.cat([c[1] for c in cache[:j]] + [t_j] + [c[1] for c in cache[j + 1 :]])
             if j:
                 s, b = s.detach(), (None if b is None else b.detach())
-            loss = loss_call(cfg.loss, i, t, s, b, **extras)
+            loss = loss_fn(i, t, s, b, **extras)
             loss.backward()
     return loss.item()
 
 
 # %% ../nbs/06_train.ipynb #07ea55e4
-def group_ids(pairs, by: str) -> torch.Tensor:
+def group_ids(
+    pairs,  # image-text Pairs
+    by: str,  # 'caption' (identical captions) or a metadata column
+) -> torch.Tensor:
     "Integer group id per pair: identical captions (by='caption') or identical values of a metadata column."
     vals = list(pairs.captions) if by == 'caption' else [str(v) for v in pairs.meta[by]]
     return torch.as_tensor(pd.factorize(pd.Series(vals))[0], dtype=torch.long)
@@ -188,27 +211,23 @@ def _teacher_extras(teacher, ims, t, loss, preprocess):
     )
 
 
-def prepare(model, cfg: TrainConfig):
+def prepare(
+    model,  # an open_clip model
+    cfg: TrainConfig,  # the trainer's settings
+):
     "Apply tower locks, a fixed temperature and gradient checkpointing to `model` before training."
     if cfg.lock_image:
         model.lock_image_tower(unlocked_groups=0, freeze_bn_stats=True)
     if cfg.lock_text:
         model.lock_text_tower(unlocked_layers=0, freeze_layer_norm=True)
-    learn, s0 = LOSSES[cfg.loss][3], LOSSES[cfg.loss][1]
-    if cfg.fixed_scale or not learn:
+    spec = LOSSES[cfg.loss]
+    if cfg.fixed_scale or not spec.learn_scale:
         with torch.no_grad():
-            model.logit_scale.fill_(math.log(cfg.fixed_scale or s0))
+            model.logit_scale.fill_(math.log(cfg.fixed_scale or spec.init_scale))
         model.logit_scale.requires_grad_(False)
     if cfg.grad_checkpointing:
         model.set_grad_checkpointing(True)
     return model
-
-
-def loss_init(loss: str) -> dict:
-    """Keyword arguments for `models.create` that give a new model the paper's initial scale and bias for
-    `loss`."""
-    _, s0, b0, _, _ = LOSSES[loss]
-    return dict(init_logit_scale=math.log(s0), **({'init_logit_bias': b0} if b0 is not None else {}))
 
 
 # %% ../nbs/06_train.ipynb #544bd1e1
@@ -240,7 +259,9 @@ def _mean_over_processes(v: float) -> float:
     return t.item() / dist.get_world_size()
 
 
-def init_distributed(backend: str | None = None) -> tuple:
+def init_distributed(
+    backend: str | None = None,  # 'nccl' or 'gloo'; nccl where CUDA is present
+) -> tuple:
     """Initialise torch.distributed from torchrun's environment if it is set and not yet done; return (rank,
     world)."""
     import os, torch.distributed as dist
@@ -279,10 +300,10 @@ def _pick_rewrites(tokens, alt, idx, cfg, step):
 
 # %% ../nbs/06_train.ipynb #ea8578ef
 def train(
-    model,
-    tokenizer,
-    pairs,  # an open_clip model, its tokenizer, and training Pairs
-    cfg: TrainConfig | None = None,
+    model,  # an open_clip model
+    tokenizer,  # the model's tokenizer
+    pairs,  # the training Pairs
+    cfg: TrainConfig | None = None,  # the trainer's settings; TrainConfig() where None
     eval_fn=None,  # called as eval_fn(model, step) -> dict of metrics
     preprocess=None,  # for pairs whose images are PIL images
     resume: bool = True,  # continue from ckpt_dir/last if present
@@ -292,17 +313,17 @@ def train(
 ) -> pd.DataFrame:
     "Train `model` contrastively on `pairs`; returns the history as a DataFrame."
     cfg = cfg or TrainConfig()
-    if cfg.loss not in LOSSES:
-        raise ValueError(f"train: unknown loss {cfg.loss!r}; one of {sorted(LOSSES)}")
-    needs = LOSSES[cfg.loss][4]
+    cfg = replace(cfg, seed=get_seed(cfg.seed))
+    loss_fn = get_loss(cfg.loss, **cfg.loss_kw)  # resolved once: a wrong name or keyword fails here
+    needs = loss_fn.spec.needs
     if ('t_img' in needs or 'frozen' in needs) and teacher is None:
         raise ValueError(f"train: loss {cfg.loss!r} needs teacher=")
     if 'groups' in needs and not cfg.positives:
         raise ValueError("train: loss 'multi_positive' needs cfg.positives ('caption' or a metadata column)")
-    if LOSSES[cfg.loss][2] is not None and getattr(model, 'logit_bias', None) is None:
+    if loss_fn.spec.init_bias is not None and getattr(model, 'logit_bias', None) is None:
         raise ValueError(
             f"train: loss {cfg.loss!r} needs a model with logit_bias; create it with "
-            f"clipkit.train.loss_init({cfg.loss!r})"
+            f"clipkit.models.create(..., loss={cfg.loss!r})"
         )
     rank, world = dist_info()
     if cfg.batch_size % (world * cfg.grad_accum):
@@ -359,7 +380,7 @@ def train(
             )
         for o in opts:
             o.zero_grad(set_to_none=True)
-        loss = train_step(net, x, t, cfg, extras)
+        loss = train_step(net, x, t, loss_fn, cfg, extras)
         if world > 1:
             loss = _mean_over_processes(loss)
         for o in opts:
@@ -394,7 +415,10 @@ def train(
 
 
 # %% ../nbs/06_train.ipynb #c947a15b
-def task_pairs(task, seed: int = 0):
+def task_pairs(
+    task,  # a Task
+    seed: int = 0,  # seeds the choice of template per image
+):
     """Pairs of each image of a Task with a prompt of its class (a seeded random template), for FLYP-style
     fine-tuning."""
     from clipkit.data.world import Pairs
@@ -420,8 +444,8 @@ def world_model(
     world=None,  # a WorldConfig; the default world if None
     cfg: TrainConfig | None = None,  # trainer settings
     n_pairs: int = 30000,  # size of the training pool
-    cache: bool = True,
-    cache_dir=None,
+    cache: bool = True,  # read and write the model cache
+    cache_dir=None,  # the cache's folder; the settings' cache_dir where None
 ) -> tuple:
     """A model trained on the embedded world, from the cache when present: (model, tokenizer, preprocess,
     history)."""
@@ -429,13 +453,14 @@ def world_model(
     from clipkit.config import get_settings, fingerprint
 
     world, cfg = world or WorldConfig(), cfg or TrainConfig()
+    cfg = replace(cfg, seed=get_seed(cfg.seed))
     key = fingerprint(
         model,
         asdict(world),
         {
             k: v
             for k, v in asdict(cfg).items()
-            if k not in ('progress', 'threads', 'eval_every', 'ckpt_every', 'ckpt_dir')
+            if k not in ('progress', 'threads', 'device', 'eval_every', 'ckpt_every', 'ckpt_dir')
         },
         n_pairs,
     )
@@ -444,7 +469,7 @@ def world_model(
         m, tok, pre = models.load(d)
         return m, tok, pre, pd.read_csv(d / 'history.csv')
     torch.manual_seed(cfg.seed)
-    m, tok, pre = models.create(model, **loss_init(cfg.loss))  # the loss's initial scale (and bias)
+    m, tok, pre = models.create(model, loss=cfg.loss)  # the loss's initial scale (and bias)
     pool = make_pairs(world, n_pairs, seed=cfg.seed)
     hist = train(m, tok, pool, cfg)
     if cache:

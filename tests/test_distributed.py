@@ -5,7 +5,7 @@ import os, subprocess, sys
 from pathlib import Path
 import torch, torch.nn.functional as F
 import torch.multiprocessing as mp
-from clipkit.losses import LOSSES, loss_call, clip_loss, siglip_loss, symile_loss
+from clipkit.losses import LOSSES, get_loss, clip_loss, siglip_loss, symile_loss
 
 B, D, W = 16, 8, 2
 CASES = sorted(LOSSES) + ['clip_chunked', 'siglip_chunked', 'symile']
@@ -40,8 +40,7 @@ def _loss(case, inp, rows):
     elif case == 'symile':
         l = symile_loss(img, txt, third, s)
     else:
-        l = loss_call(
-            case,
+        l = get_loss(case)(
             img,
             txt,
             s,

@@ -19,9 +19,8 @@ TINY = {
         pretrain_steps=5,
         pretrain_pairs=512,
         n_test_per_class=2,
-        prompt_methods=['coop'],
-        prompt_epochs=1,
-        ft_epochs=1,
+        methods=['zero_shot', 'zpe', 'linear_probe', 'tip_adapter', 'clip_adapter', 'coop', 'ft'],
+        hyperparameters={'coop': {'epochs': 1}, 'ft': {'epochs': 1}},
         protocol_shots=2,
     ),
     'modality_gap': dict(

@@ -8,13 +8,16 @@ from __future__ import annotations
 import itertools, json, math
 from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
-from ..features import Features
-from ..eval import zero_shot_weights
+from ..config import get_seed
+from ..types import Features
+from ..features import zero_shot_weights
 
 # %% auto #0
 __all__ = [
-    'METHODS',
-    'FeatureMethod',
+    'ADAPTERS',
+    'CannotTransfer',
+    'register',
+    'Adapter',
     'ZeroShot',
     'LinearProbe',
     'TipAdapter',
@@ -25,91 +28,164 @@ __all__ = [
     'CLAP',
     'template_weights',
     'zpe',
-    'method',
+    'ZPE',
     'read_descriptors',
     'world_descriptors',
 ]
 
 
 # %% ../../nbs/09_adapt.feature.ipynb #8abaf0da
+class CannotTransfer(ValueError):
+    "A fitted method was asked to score classes that it cannot name."
+
+
+ADAPTERS = {}  # name -> Adapter subclass; filled by @register where each method is defined
+
+
+def register(cls):
+    "Class decorator: add an Adapter subclass to ADAPTERS under its `name`."
+    old = ADAPTERS.get(cls.name)
+    if old is not None and old.__qualname__ != cls.__qualname__:  # re-running a cell redefines the same class
+        raise ValueError(f"register: {old.__qualname__} is registered as {cls.name!r} already")
+    ADAPTERS[cls.name] = cls
+    return cls
+
+
 def _check(X, y, T, C, where):
     if X is None or len(X) == 0:
         raise ValueError(f"{where}: the support set is empty")
-    if y is not None and len(y) != len(X):
+    if y is None:
+        raise ValueError(f"{where}: the support set has no labels")
+    if len(y) != len(X):
         raise ValueError(f"{where}: {len(X)} features but {len(y)} labels")
     if T is not None and T.shape[1] != X.shape[1]:
         raise ValueError(f"{where}: image features have dimension {X.shape[1]} but text weights {T.shape[1]}")
-    if y is not None and C is not None and len(y) and (int(y.min()) < 0 or int(y.max()) >= C):
+    if len(y) and (int(y.min()) < 0 or int(y.max()) >= C):
         raise ValueError(f"{where}: labels must lie in [0, {C}), got [{int(y.min())}, {int(y.max())}]")
 
 
-class FeatureMethod:
-    """Base class: a classifier on image features, fitted on a support set and tuned on a few-shot validation
-    split."""
+def _product(grid):
+    keys = list(grid)
+    return [dict(zip(keys, v)) for v in itertools.product(*(grid[k] for k in keys))] or [{}]
 
-    name, uses_text, defaults, train_grid, infer_grid = 'base', True, {}, {}, {}
 
-    def __init__(self, **hp):
+class Adapter:
+    "Base class of every adaptation method: `fit(support, val)` on Features, then `logits(query)`."
+
+    name = 'base'  # the registry key
+    defaults = {}  # every hyperparameter with its default
+    grid = {}  # fitting-time hyperparameters searched on the validation split
+    infer_grid = {}  # scoring-time hyperparameters searched on the validation split without refitting
+    uses_text = True  # needs the support set's class text weights
+    transfers = False  # can score classes it never saw, from their names and text weights
+    needs_model = False  # runs the model's towers (prompt learners, MaPLe, fine-tuning, ZPE)
+
+    def __init__(
+        self,
+        model=None,  # the open_clip model, for methods that run its towers
+        tokenizer=None,  # its tokenizer, for methods that embed text
+        preprocess=None,  # its transform, for methods that embed PIL images
+        seed: int | None = None,  # the seed of every draw the method makes; the settings' seed by default
+        **hp,  # hyperparameters to fix (they are then not searched)
+    ):
         unknown = set(hp) - set(self.defaults)
         if unknown:
             raise ValueError(
                 f"{self.name}: unknown hyperparameters {sorted(unknown)}; it has {sorted(self.defaults)}"
             )
-        self.hp, self.fixed = {**self.defaults, **hp}, set(hp)
+        if self.needs_model and (model is None or tokenizer is None):
+            raise ValueError(f"{self.name}: runs the model's towers; pass model= and tokenizer=")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.preprocess = preprocess
+        self.seed = get_seed(seed)
+        self.hp = {**self.defaults, **hp}
+        self.fixed = set(hp)
 
-    def fit(self, support: Features, text: torch.Tensor | None = None, val: Features | None = None):
+    def fit(
+        self,
+        support: Features,  # the few-shot training split, with labels (and text weights where used)
+        val: Features | None = None,  # the few-shot validation split; hyperparameters are chosen on it
+    ) -> Adapter:
         "Fit on `support`; choose hyperparameters (and the epoch to keep) on `val`, never on test data."
-        X, y = F.normalize(support.image.float(), dim=-1), support.labels.long()
-        if self.uses_text and text is None:
-            raise ValueError(f"{self.name}: needs the zero-shot text weights (text=)")
-        T = None if text is None else F.normalize(text.float(), dim=-1)
-        self.C = T.shape[0] if T is not None else int(y.max()) + 1
+        if not isinstance(support, Features):
+            raise TypeError(
+                f"{self.name}: fit takes Features (clipkit.features.extract), got {type(support)}"
+            )
+        if self.uses_text and support.text is None:
+            raise ValueError(f"{self.name}: needs class text weights; extract the features with tokenizer=")
+        X = F.normalize(support.image.float(), dim=-1)
+        y = None if support.labels is None else support.labels.long()
+        T = None if support.text is None else F.normalize(support.text.float(), dim=-1)
+        self.classnames = support.classnames
+        if T is not None:
+            self.C = len(T)
+        elif self.classnames is not None:
+            self.C = len(self.classnames)
+        else:
+            self.C = int(y.max()) + 1
         _check(X, y, T, self.C, self.name)
-        self.D, self.T = X.shape[1], T
+        self.D = X.shape[1]
+        self.T = T
+        self.support = support
         if val is not None:
             _check(val.image, val.labels, T, self.C, f'{self.name} (validation split)')
-        grid = lambda g: _product(
-            {k: v for k, v in g.items() if k not in self.fixed} if val is not None else {}
-        )
-        best, self.search = None, []
-        for tv in grid(self.train_grid):
-            self.hp.update(tv)
+
+        def searched(grid):
+            if val is None:
+                return [{}]
+            return _product({k: v for k, v in grid.items() if k not in self.fixed})
+
+        best = None
+        self.search = []
+        for fit_values in searched(self.grid):
+            self.hp.update(fit_values)
             self._fit(X, y, T, val)
-            for iv in grid(self.infer_grid):
-                self.hp.update(iv)
+            for score_values in searched(self.infer_grid):
+                self.hp.update(score_values)
                 acc = self._val_top1(val) if val is not None else 0.0
-                self.search.append({**tv, **iv, 'val_top1': acc})
+                self.search.append({**fit_values, **score_values, 'val_top1': acc})
                 if best is None or acc > best[0]:
-                    best = (acc, {**tv, **iv}, self._state())
+                    best = (acc, {**fit_values, **score_values}, self._state())
         self.hp.update(best[1])
         self._load(best[2])
         return self
 
-    transfers = False  # True where the fitted method can score classes it never saw, given their text weights
+    def _classes_of(self, query):
+        "(text weights, class names) to score `query` on: the fitted classes, or the query's own."
+        names = getattr(query, 'classnames', None)
+        if names is None or self.classnames is None or list(names) == list(self.classnames):
+            return self.T, self.classnames
+        if not self.transfers:
+            raise CannotTransfer(
+                f"{self.name}: its classifier is tied to the {self.C} classes it was fitted on; "
+                f"it cannot score other classes ({len(names)} asked)"
+            )
+        if self.uses_text and query.text is None:
+            raise ValueError(f"{self.name}: the query's classes need text weights; extract with tokenizer=")
+        text = None if query.text is None else F.normalize(query.text.float(), dim=-1)
+        return text, list(names)
 
-    def logits(self, query, text: torch.Tensor | None = None) -> torch.Tensor:
-        """Class logits (N, C) for query Features or an (N, D) tensor; `text` scores other classes where the
-        method transfers."""
-        Q = F.normalize((query.image if isinstance(query, Features) else query).float(), dim=-1)
+    def logits(
+        self,
+        query,  # Features of the query images (or an (N, D) tensor of embeddings, scored on fitted classes)
+    ) -> torch.Tensor:
+        "Class logits (N, C) of the query, over the query's classes where the method transfers."
+        image = query.image if isinstance(query, Features) else query
+        Q = F.normalize(image.float(), dim=-1)
         if Q.shape[1] != self.D:
             raise ValueError(
                 f"{self.name}: query features have dimension {Q.shape[1]}, the support set had {self.D}"
             )
-        if text is None:
-            return self._logits(Q, self.T)
-        if not self.transfers:
-            raise ValueError(
-                f"{self.name}: its classifier is tied to the classes it was fitted on; it cannot score new "
-                "classes"
-            )
-        return self._logits(Q, F.normalize(text.float(), dim=-1))
+        T, names = self._classes_of(query)
+        with torch.no_grad():
+            return self._logits(Q, T, names)
 
     def _val_top1(self, val) -> float:
         return (self.logits(val).argmax(1) == val.labels).float().mean().item()
 
     def _keep_best(self, val, best: tuple) -> tuple:
-        """Epoch tracking: (accuracy, state) of the epoch best on `val` so far (unchanged without a validation
-        split)."""
+        "Epoch tracking: (accuracy, state) of the epoch best on `val` so far (unchanged without `val`)."
         if val is None:
             return best
         acc = self._val_top1(val)
@@ -121,14 +197,15 @@ class FeatureMethod:
     def _load(self, state):
         pass
 
-
-def _product(grid):
-    keys = list(grid)
-    return [dict(zip(keys, v)) for v in itertools.product(*(grid[k] for k in keys))] or [{}]
+    def __repr__(self):
+        return (
+            f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.hp.items())}, seed={self.seed})"
+        )
 
 
 # %% ../../nbs/09_adapt.feature.ipynb #3a2b1b0a
-class ZeroShot(FeatureMethod):
+@register
+class ZeroShot(Adapter):
     "Zero-shot classification with the given text weights."
 
     name, transfers = 'zero_shot', True
@@ -136,17 +213,18 @@ class ZeroShot(FeatureMethod):
     def _fit(self, X, y, T, val):
         pass
 
-    def _logits(self, Q, T):
+    def _logits(self, Q, T, classnames=None):
         return 100 * Q @ T.T
 
 
 # %% ../../nbs/09_adapt.feature.ipynb #4fa86fb3
-class LinearProbe(FeatureMethod):
+@register
+class LinearProbe(Adapter):
     "L2-regularised logistic regression, C searched on the validation split."
 
     name, uses_text = 'linear_probe', False
     defaults = {'C': 1.0, 'max_iter': 100}
-    train_grid = {'C': [0.01, 0.1, 1.0, 10.0, 100.0, 1000.0]}
+    grid = {'C': [0.01, 0.1, 1.0, 10.0, 100.0, 1000.0]}
 
     def _fit(self, X, y, T, val):
         C = self.C
@@ -168,7 +246,7 @@ class LinearProbe(FeatureMethod):
         opt.step(closure)
         self._warm = (self.W.detach(), self.b.detach())
 
-    def _logits(self, Q, T):
+    def _logits(self, Q, T, classnames=None):
         return (Q @ self.W.T + self.b).detach()
 
     def _state(self):
@@ -180,7 +258,8 @@ class LinearProbe(FeatureMethod):
 
 
 # %% ../../nbs/09_adapt.feature.ipynb #b7b0464a
-class TipAdapter(FeatureMethod):
+@register
+class TipAdapter(Adapter):
     "Training-free cache model over the support set, blended with zero-shot logits."
 
     name = 'tip_adapter'
@@ -190,7 +269,7 @@ class TipAdapter(FeatureMethod):
     def _fit(self, X, y, T, val):
         self.keys, self.values = X.clone(), F.one_hot(y, self.C).float()
 
-    def _logits(self, Q, T):
+    def _logits(self, Q, T, classnames=None):
         A = torch.exp(-self.hp['beta'] * (1 - Q @ self.keys.T))
         return 100 * Q @ T.T + self.hp['alpha'] * A @ self.values
 
@@ -201,15 +280,16 @@ class TipAdapter(FeatureMethod):
         self.keys = s
 
 
+@register
 class TipAdapterF(TipAdapter):
     "Tip-Adapter with keys fine-tuned on the support set; the epoch kept is chosen on the validation split."
 
     name = 'tip_adapter_f'
-    defaults = {'alpha': 1.0, 'beta': 5.5, 'epochs': 20, 'lr': 1e-3, 'seed': 0}
+    defaults = {'alpha': 1.0, 'beta': 5.5, 'epochs': 20, 'lr': 1e-3}
 
     def _fit(self, X, y, T, val):
         super()._fit(X, y, T, val)
-        torch.manual_seed(self.hp['seed'])
+        torch.manual_seed(self.seed)
         keys = nn.Parameter(X.clone())
         opt = torch.optim.AdamW([keys], lr=self.hp['lr'], eps=1e-4)
         best = (-1.0, X.clone())
@@ -227,13 +307,14 @@ class TipAdapterF(TipAdapter):
 
 
 # %% ../../nbs/09_adapt.feature.ipynb #f17e2aa4
-class GDA(FeatureMethod):
+@register
+class GDA(Adapter):
     """Training-free Gaussian discriminant analysis with a shrunk shared covariance, blended with zero-shot
     logits."""
 
     name = 'gda'
     defaults = {'alpha': 1.0, 'shrinkage': 0.1}
-    train_grid = {'shrinkage': [0.01, 0.1, 0.5]}
+    grid = {'shrinkage': [0.01, 0.1, 0.5]}
     infer_grid = {'alpha': [0.1, 0.3, 1.0, 3.0, 10.0]}
 
     def _fit(self, X, y, T, val):
@@ -253,7 +334,7 @@ class GDA(FeatureMethod):
         self.W = mu @ P
         self.b = -0.5 * (self.W * mu).sum(1) + math.log(1 / self.C)
 
-    def _logits(self, Q, T):
+    def _logits(self, Q, T, classnames=None):
         return 100 * Q @ T.T + self.hp['alpha'] * (Q @ self.W.T + self.b)
 
     def _state(self):
@@ -264,15 +345,16 @@ class GDA(FeatureMethod):
 
 
 # %% ../../nbs/09_adapt.feature.ipynb #a63d2bb0
-class CLIPAdapter(FeatureMethod):
+@register
+class CLIPAdapter(Adapter):
     "Residual bottleneck MLP on image features, classified by the zero-shot text weights."
 
     name, transfers = 'clip_adapter', True
-    defaults = {'ratio': 0.2, 'epochs': 30, 'lr': 1e-3, 'reduction': 4, 'seed': 0}
-    train_grid = {'ratio': [0.2, 0.4, 0.6]}
+    defaults = {'ratio': 0.2, 'epochs': 30, 'lr': 1e-3, 'reduction': 4}
+    grid = {'ratio': [0.2, 0.4, 0.6]}
 
     def _fit(self, X, y, T, val):
-        torch.manual_seed(self.hp['seed'])
+        torch.manual_seed(self.seed)
         D = X.shape[1]
         h = max(1, D // self.hp['reduction'])
         self.mlp = nn.Sequential(
@@ -290,14 +372,10 @@ class CLIPAdapter(FeatureMethod):
         if val is not None:
             self._load(best[1])
 
-    def _logits(self, Q, T):
+    def _logits(self, Q, T, classnames=None):
         r = self.hp['ratio']
         f = F.normalize(r * self.mlp(Q) + (1 - r) * Q, dim=-1)
         return 100 * f @ T.T
-
-    def logits(self, query, text=None):
-        with torch.no_grad():
-            return super().logits(query, text)
 
     def _state(self):
         return {k: v.clone() for k, v in self.mlp.state_dict().items()}
@@ -307,7 +385,8 @@ class CLIPAdapter(FeatureMethod):
 
 
 # %% ../../nbs/09_adapt.feature.ipynb #e0e7b2c6
-class LPPP(FeatureMethod):
+@register
+class LPPP(Adapter):
     """LP++: a linear probe whose class weights blend visual centroids with class-wise multiples of the text
     weights."""
 
@@ -344,7 +423,7 @@ class LPPP(FeatureMethod):
         if val is not None:
             self._load(best[1])
 
-    def _logits(self, Q, T):
+    def _logits(self, Q, T, classnames=None):
         return Q @ self.W.T + self.b + self.a * (Q @ T.T)
 
     def _state(self):
@@ -355,15 +434,16 @@ class LPPP(FeatureMethod):
 
 
 # %% ../../nbs/09_adapt.feature.ipynb #3e8c3200
-class CLAP(FeatureMethod):
+@register
+class CLAP(Adapter):
     """Zero-shot-initialised linear probe with a class-adaptive penalty towards the zero-shot prototypes; no
     validation search."""
 
     name = 'clap'
-    defaults = {'epochs': 300, 'lr': 0.1, 'batch_size': 256, 'seed': 0}
+    defaults = {'epochs': 300, 'lr': 0.1, 'batch_size': 256}
 
     def _fit(self, X, y, T, val):
-        torch.manual_seed(self.hp['seed'])
+        torch.manual_seed(self.seed)
         p = (100 * X @ T.T).softmax(1)
         lam = torch.zeros(self.C).index_add_(0, y, p[torch.arange(len(y)), y]) / torch.bincount(
             y, minlength=self.C
@@ -381,12 +461,17 @@ class CLAP(FeatureMethod):
                 opt.step()
         self.W = F.normalize(W.detach(), dim=-1)
 
-    def _logits(self, Q, T):
+    def _logits(self, Q, T, classnames=None):
         return 100 * Q @ self.W.T
 
 
 # %% ../../nbs/09_adapt.feature.ipynb #9f3e90df
-def template_weights(model, tokenizer, classnames: list, templates: list) -> torch.Tensor:
+def template_weights(
+    model,  # an open_clip model
+    tokenizer,  # the model's tokenizer
+    classnames: list,  # the class names, in label order
+    templates: list,  # the templates, each embedded on its own
+) -> torch.Tensor:
     "Zero-shot weights of each template on its own: (P, C, D)."
     return torch.stack([zero_shot_weights(model, tokenizer, classnames, [t]) for t in templates])
 
@@ -394,7 +479,7 @@ def template_weights(model, tokenizer, classnames: list, templates: list) -> tor
 def zpe(
     images,  # unlabelled image features (N, D) or Features of the task (labels unused)
     text: torch.Tensor,  # per-template weights (P, C, D)
-    scale: float = 100.0,
+    scale: float = 100.0,  # the logit scale (CLIP's 100)
 ) -> tuple:
     "ZPE: (template weights (P,), weighted zero-shot classifier (C, D)) from unlabelled images."
     X = F.normalize((images.image if isinstance(images, Features) else images).float(), dim=-1)
@@ -408,18 +493,42 @@ def zpe(
 
 
 # %% ../../nbs/09_adapt.feature.ipynb #87dd7c56
-METHODS = {m.name: m for m in (ZeroShot, LinearProbe, LPPP, CLAP, TipAdapter, TipAdapterF, GDA, CLIPAdapter)}
+@register
+class ZPE(Adapter):
+    "Zero-shot classification with its templates weighted by ZPE on the support images (labels unused)."
 
+    name = 'zpe'
+    transfers = True
+    needs_model = True
 
-def method(name: str, **hp) -> FeatureMethod:
-    "A feature-level adaptation method by name, with optional fixed hyperparameters."
-    if name not in METHODS:
-        raise ValueError(f"unknown method {name!r}; one of {sorted(METHODS)}")
-    return METHODS[name](**hp)
+    def _fit(self, X, y, T, val):
+        templates = self.support.templates
+        if templates is None or isinstance(templates, dict):
+            raise ValueError(
+                f"{self.name}: needs a list of templates (Features.templates), got {templates!r}"
+            )
+        self.templates = list(templates)
+        per_template = template_weights(self.model, self.tokenizer, self.classnames, self.templates)
+        self.template_weight, self.T = zpe(X, per_template)
+
+    def _classes_of(self, query):
+        text, names = super()._classes_of(query)
+        if names == self.classnames:
+            return self.T, names
+        per_template = template_weights(self.model, self.tokenizer, names, self.templates)
+        weighted = (self.template_weight[:, None, None] * F.normalize(per_template, dim=-1)).sum(0)
+        return F.normalize(weighted, dim=-1), names
+
+    def _logits(self, Q, T, classnames=None):
+        return 100 * Q @ T.T
 
 
 # %% ../../nbs/09_adapt.feature.ipynb #de222107
-def read_descriptors(path, classnames: list, template: str = '{c}, which {d}') -> dict:
+def read_descriptors(
+    path,  # a JSON file {class: [descriptors]}
+    classnames: list,  # the class names, in label order
+    template: str = '{c}, which {d}',  # how a descriptor joins its class: '{c}' and '{d}'
+) -> dict:
     "Per-class prompt lists from a JSON file {class: [descriptors]}; every class must be present."
     d = json.loads(Path(path).read_text())
     missing = [c for c in classnames if c not in d or not d[c]]
@@ -441,6 +550,8 @@ _SHAPE_WORDS = {
 }
 
 
-def world_descriptors(classnames: list) -> dict:
+def world_descriptors(
+    classnames: list,  # the class names, in label order
+) -> dict:
     "Descriptors for the world's 'colour shape' classes, from its grammar's own words."
     return {c: [f'is {c.split()[0]}'] + _SHAPE_WORDS.get(c.split()[-1], []) for c in classnames}

@@ -5,11 +5,12 @@ text tower), MaPLe (deep prompts in both towers), and GRIP pseudo-labelling."""
 
 # %% ../../nbs/09_adapt.prompt.ipynb #f3833827
 from __future__ import annotations
-import copy, math
+import math
 import torch, torch.nn as nn, torch.nn.functional as F
 from open_clip.transformer import text_global_pool
-from .feature import FeatureMethod
-from ..features import Features, image_batch, take_images
+from .feature import Adapter, register
+from ..types import Features, take_images
+from ..features import image_batch
 
 # %% auto #0
 __all__ = [
@@ -18,7 +19,10 @@ __all__ = [
     'placeholder_prompts',
     'init_context',
     'PromptLearner',
-    'prompt_learner',
+    'CoOp',
+    'CoCoOp',
+    'KgCoOp',
+    'ProGrad',
     'encode_image_prompts',
     'MaPLe',
     'grip',
@@ -27,12 +31,11 @@ __all__ = [
 
 # %% ../../nbs/09_adapt.prompt.ipynb #7da448b5
 def encode_text_embeddings(
-    model,
-    x: torch.Tensor,
-    tokens: torch.Tensor,
-    normalize: bool = True,
-    deep: list
-    | None = None,  # MaPLe: prompts (n, d) that replace positions 1..n at the input of layers 1, 2, ...
+    model,  # an open_clip model
+    x: torch.Tensor,  # (N, L, d) token embeddings
+    tokens: torch.Tensor,  # (N, L) token ids (they locate the end of text)
+    normalize: bool = True,  # L2-normalise the embeddings
+    deep: list | None = None,  # MaPLe: prompts (n, d) replacing positions 1..n at layers 1, 2, ...
 ) -> torch.Tensor:
     """open_clip's encode_text from token embeddings `x` (N, L, d) instead of token ids (`tokens` locate the
     end of text)."""
@@ -60,7 +63,10 @@ def encode_text_embeddings(
 
 
 # %% ../../nbs/09_adapt.prompt.ipynb #2c0ddb72
-def project_conflict(g: list, gk: list) -> list:
+def project_conflict(
+    g: list,  # the task loss's gradient (a list of tensors)
+    gk: list,  # the zero-shot KL's gradient
+) -> list:
     """ProGrad's rule on lists of gradient tensors: remove from `g` its component against `gk` when they
     conflict."""
     dot = sum((a * b).sum() for a, b in zip(g, gk))
@@ -69,7 +75,12 @@ def project_conflict(g: list, gk: list) -> list:
 
 
 # %% ../../nbs/09_adapt.prompt.ipynb #9f8805ed
-def placeholder_prompts(model, tokenizer, classnames: list, n_ctx: int) -> tuple:
+def placeholder_prompts(
+    model,  # an open_clip model
+    tokenizer,  # the model's tokenizer
+    classnames: list,  # the class names, in label order
+    n_ctx: int,  # context slots (X tokens) before the class name
+) -> tuple:
     """Tokens and token embeddings of 'X X ... X <class>.' for each class; the X positions are the context
     slots."""
     tokens = tokenizer([' '.join(['X'] * n_ctx) + f' {c}.' for c in classnames])
@@ -77,7 +88,12 @@ def placeholder_prompts(model, tokenizer, classnames: list, n_ctx: int) -> tuple
         return tokens, model.token_embedding(tokens)
 
 
-def init_context(model, tokenizer, init: str | None, n_ctx: int) -> torch.Tensor:
+def init_context(
+    model,  # an open_clip model
+    tokenizer,  # the model's tokenizer
+    init: str | None,  # words that initialise the context; random N(0, 0.02) where empty
+    n_ctx: int,  # context vectors
+) -> torch.Tensor:
     """Context vectors (n_ctx, d): the embeddings of the first n_ctx words of `init`, padded in front with
     N(0, 0.02) noise."""
     d = model.token_embedding.weight.shape[1]
@@ -91,84 +107,88 @@ def init_context(model, tokenizer, init: str | None, n_ctx: int) -> torch.Tensor
 
 
 # %% ../../nbs/09_adapt.prompt.ipynb #f98e4ae4
-class PromptLearner(FeatureMethod):
-    "CoOp-family prompt learning on a frozen open_clip model; image features come cached."
+class PromptLearner(Adapter):
+    "CoOp-family prompt learning on a frozen open_clip model; the image features come cached."
 
-    name = 'coop'
+    name = 'prompt_learner'
+    variant = 'coop'  # 'coop', 'cocoop', 'kgcoop' or 'prograd': the registered subclasses below
+    needs_model = True
+    uses_text = False
     defaults = {
-        'n_ctx': 4,
-        'init': 'a photo of a',
-        'class_specific': False,
-        'epochs': 40,
-        'lr': 2e-3,
-        'batch_size': 32,
-        'variant': 'coop',
-        'kg_weight': 8.0,
-        'seed': 0,
+        'n_ctx': 4,  # context vectors
+        'init': 'a photo of a',  # words that initialise the context (random N(0, 0.02) if empty)
+        'class_specific': False,  # one context per class (CoOp's CSC); it cannot name new classes
+        'epochs': 40,  # passes over the support set
+        'lr': 2e-3,  # Adam's learning rate
+        'batch_size': 32,  # support images per step
     }
 
-    def __init__(self, model, tokenizer, classnames: list, **hp):
-        super().__init__(**hp)
-        if self.hp['variant'] not in ('coop', 'cocoop', 'kgcoop', 'prograd'):
-            raise ValueError(f"PromptLearner: unknown variant {self.hp['variant']!r}")
-        self.model, self.tok, self.classnames = (
-            model.eval().requires_grad_(False),
-            tokenizer,
-            list(classnames),
-        )
-        self.uses_text = self.hp['variant'] in ('kgcoop', 'prograd')
+    def __init__(
+        self,
+        model=None,  # the open_clip model (frozen)
+        tokenizer=None,  # the model's tokenizer
+        preprocess=None,  # unused: image features come cached
+        seed=None,  # seeds every draw; the settings' seed where None
+        **hp,
+    ):
+        super().__init__(model, tokenizer, preprocess, seed, **hp)
+        self.model = model.eval().requires_grad_(False)
+        self.transfers = not self.hp['class_specific']
+        self._prompt_cache = {}
 
-    def _prompts(self):
-        return placeholder_prompts(self.model, self.tok, self.classnames, self.hp['n_ctx'])
+    def _prompts(self, classnames):
+        "Tokens and token embeddings of the placeholder prompts of `classnames`, built once per class list."
+        key = tuple(classnames)
+        if key not in self._prompt_cache:
+            self._prompt_cache[key] = placeholder_prompts(
+                self.model, self.tokenizer, classnames, self.hp['n_ctx']
+            )
+        return self._prompt_cache[key]
 
-    def _text(self, ctx, bias=None):
+    def _text(self, ctx, classnames, bias=None):
         "Class embeddings (C, D), or (B, C, D) with per-image context biases (B, d)."
+        tokens, emb = self._prompts(classnames)
         m = self.hp['n_ctx']
-        C = len(self.classnames)
+        C = len(classnames)
         c = ctx if ctx.dim() == 3 else ctx[None].expand(C, -1, -1)
         if bias is None:
-            x = torch.cat([self.emb[:, :1], c, self.emb[:, 1 + m :]], 1)
-            return encode_text_embeddings(self.model, x, self.tokens)
+            x = torch.cat([emb[:, :1], c, emb[:, 1 + m :]], 1)
+            return encode_text_embeddings(self.model, x, tokens)
         B = len(bias)
         cb = c[None] + bias[:, None, None, :]  # (B, C, m, d)
-        x = torch.cat(
-            [
-                self.emb[None, :, :1].expand(B, -1, -1, -1),
-                cb,
-                self.emb[None, :, 1 + m :].expand(B, -1, -1, -1),
-            ],
-            2,
-        )
-        return encode_text_embeddings(self.model, x.flatten(0, 1), self.tokens.repeat(B, 1)).view(B, C, -1)
+        start = emb[None, :, :1].expand(B, -1, -1, -1)
+        end = emb[None, :, 1 + m :].expand(B, -1, -1, -1)
+        x = torch.cat([start, cb, end], 2)
+        return encode_text_embeddings(self.model, x.flatten(0, 1), tokens.repeat(B, 1)).view(B, C, -1)
 
     def _fit(self, X, y, T, val):
-        torch.manual_seed(self.hp['seed'])
+        if self.classnames is None:
+            raise ValueError(f"{self.name}: needs the support set's class names (Features.classnames)")
+        torch.manual_seed(self.seed)
         hp = self.hp
-        m = hp['n_ctx']
-        self.tokens, self.emb = self._prompts()
-        d = self.emb.shape[-1]
-        C = len(self.classnames)
-        ctx0 = init_context(self.model, self.tok, hp['init'], m)
+        names = self.classnames
+        d = self.model.token_embedding.weight.shape[1]
+        C = len(names)
+        ctx0 = init_context(self.model, self.tokenizer, hp['init'], hp['n_ctx'])
         self.ctx = nn.Parameter(ctx0[None].repeat(C, 1, 1).clone() if hp['class_specific'] else ctx0.clone())
         D = X.shape[1]
-        self.meta = (
-            nn.Sequential(nn.Linear(D, max(1, D // 16)), nn.ReLU(), nn.Linear(max(1, D // 16), d))
-            if hp['variant'] == 'cocoop'
-            else None
-        )
+        hidden = max(1, D // 16)
+        self.meta = None
+        if self.variant == 'cocoop':
+            self.meta = nn.Sequential(nn.Linear(D, hidden), nn.ReLU(), nn.Linear(hidden, d))
         params = [self.ctx] + (list(self.meta.parameters()) if self.meta is not None else [])
         opt = torch.optim.Adam(params, lr=hp['lr'])
         scale = self.model.logit_scale.exp().detach()
         best = (-1.0, self._state())
-        for ep in range(hp['epochs']):
+        for epoch in range(hp['epochs']):
             for idx in torch.randperm(len(X)).split(hp['batch_size']):
-                lg = self._batch_logits(X[idx], scale)
-                loss = F.cross_entropy(lg, y[idx])
-                if hp['variant'] == 'kgcoop':
-                    loss = loss + hp['kg_weight'] * (self._text(self.ctx) - T).pow(2).sum(1).mean()
+                logits = self._batch_logits(X[idx], scale, names)
+                loss = F.cross_entropy(logits, y[idx])
+                if self.variant == 'kgcoop':
+                    loss = loss + hp['kg_weight'] * (self._text(self.ctx, names) - T).pow(2).sum(1).mean()
                 opt.zero_grad()
-                if hp['variant'] == 'prograd':
-                    self._prograd(loss, lg, X[idx], T, scale, params)
+                if self.variant == 'prograd':
+                    self._prograd(loss, logits, X[idx], T, scale, params)
                 else:
                     loss.backward()
                 opt.step()
@@ -176,37 +196,25 @@ class PromptLearner(FeatureMethod):
         if val is not None:
             self._load(best[1])
 
-    def _batch_logits(self, Q, scale):
+    def _batch_logits(self, Q, scale, classnames):
         if self.meta is None:
-            return scale * Q @ self._text(self.ctx).T
-        W = self._text(self.ctx, self.meta(Q))
+            return scale * Q @ self._text(self.ctx, classnames).T
+        W = self._text(self.ctx, classnames, self.meta(Q))
         return scale * (W * Q[:, None]).sum(-1)
 
-    def _prograd(self, loss, lg, Q, T, scale, params):
-        kd = F.kl_div(lg.log_softmax(1), (scale * Q @ T.T).softmax(1), reduction='batchmean')
+    def _prograd(self, loss, logits, Q, T, scale, params):
+        kd = F.kl_div(logits.log_softmax(1), (scale * Q @ T.T).softmax(1), reduction='batchmean')
         g = torch.autograd.grad(loss, params, retain_graph=True)
         gk = torch.autograd.grad(kd, params)
         for p, a in zip(params, project_conflict(g, gk)):
             p.grad = a
 
-    def _logits(self, Q, T):
-        with torch.no_grad():
-            return self._batch_logits(Q, self.model.logit_scale.exp())
-
-    def for_classes(self, classnames: list) -> PromptLearner:
-        "The fitted prompt for other class names (base-to-novel): shared context only."
-        if self.hp['class_specific']:
-            raise ValueError("PromptLearner.for_classes: class-specific context cannot name new classes")
-        new = copy.copy(self)
-        new.classnames = list(classnames)
-        new.tokens, new.emb = new._prompts()
-        return new
+    def _logits(self, Q, T, classnames=None):
+        return self._batch_logits(Q, self.model.logit_scale.exp(), classnames or self.classnames)
 
     def _state(self):
-        return (
-            self.ctx.detach().clone(),
-            None if self.meta is None else {k: v.clone() for k, v in self.meta.state_dict().items()},
-        )
+        meta = None if self.meta is None else {k: v.clone() for k, v in self.meta.state_dict().items()}
+        return (self.ctx.detach().clone(), meta)
 
     def _load(self, s):
         with torch.no_grad():
@@ -215,13 +223,44 @@ class PromptLearner(FeatureMethod):
             self.meta.load_state_dict(s[1])
 
 
-def prompt_learner(variant: str, model, tokenizer, classnames, **hp) -> PromptLearner:
-    "CoOp ('coop'), CoCoOp ('cocoop'), KgCoOp ('kgcoop') or ProGrad ('prograd')."
-    return PromptLearner(model, tokenizer, classnames, variant=variant, **hp)
+@register
+class CoOp(PromptLearner):
+    "CoOp: learned context vectors in front of the class name (Zhou et al., 2022a)."
+
+    name = variant = 'coop'
+
+
+@register
+class CoCoOp(PromptLearner):
+    "CoCoOp: CoOp's context shifted per image by a small meta-network (Zhou et al., 2022b)."
+
+    name = variant = 'cocoop'
+
+
+@register
+class KgCoOp(PromptLearner):
+    "KgCoOp: CoOp pulled towards the hand-written prompts' class embeddings (Yao et al., 2023)."
+
+    name = variant = 'kgcoop'
+    uses_text = True
+    defaults = {**PromptLearner.defaults, 'kg_weight': 8.0}  # the penalty's weight
+
+
+@register
+class ProGrad(PromptLearner):
+    "ProGrad: CoOp steps that conflict with the zero-shot prediction are projected (Zhu et al., 2023)."
+
+    name = variant = 'prograd'
+    uses_text = True
 
 
 # %% ../../nbs/09_adapt.prompt.ipynb #4a5977ad
-def encode_image_prompts(visual, x: torch.Tensor, prompts: list = (), normalize: bool = True) -> torch.Tensor:
+def encode_image_prompts(
+    visual,  # an open_clip VisionTransformer
+    x: torch.Tensor,  # (N, 3, H, W) model-ready images
+    prompts: list = (),  # (n, width) visual prompts per layer
+    normalize: bool = True,  # L2-normalise the embeddings
+) -> torch.Tensor:
     """An open_clip ViT's image embedding with deep visual prompts: prompts[0] appended to the tokens,
     prompts[j] replacing them at layer j."""
     x = visual.conv1(x)
@@ -246,23 +285,32 @@ def encode_image_prompts(visual, x: torch.Tensor, prompts: list = (), normalize:
 
 
 # %% ../../nbs/09_adapt.prompt.ipynb #e7e9612a
-class MaPLe(FeatureMethod):
-    """MaPLe: deep language prompts and coupled deep vision prompts; needs a ViT image tower. fit/logits take
-    images (Tasks)."""
+@register
+class MaPLe(Adapter):
+    "MaPLe: deep language prompts and coupled deep vision prompts; needs a ViT image tower and the images."
 
     name = 'maple'
+    needs_model = True
+    uses_text = False
+    transfers = True
     defaults = {
-        'n_ctx': 2,
-        'depth': 2,
-        'init': 'a photo of a',
-        'epochs': 20,
-        'lr': 3e-3,
-        'batch_size': 32,
-        'seed': 0,
+        'n_ctx': 2,  # prompt tokens per layer
+        'depth': 2,  # layers that take prompts, from the first
+        'init': 'a photo of a',  # words that initialise the first layer's language prompt
+        'epochs': 20,  # passes over the support images
+        'lr': 3e-3,  # Adam's learning rate
+        'batch_size': 32,  # support images per step
     }
 
-    def __init__(self, model, tokenizer, classnames: list, preprocess=None, **hp):
-        super().__init__(**hp)
+    def __init__(
+        self,
+        model=None,  # the open_clip model with a ViT image tower (frozen)
+        tokenizer=None,  # the model's tokenizer
+        preprocess=None,  # the model's transform, for PIL images
+        seed=None,  # seeds every draw; the settings' seed where None
+        **hp,
+    ):
+        super().__init__(model, tokenizer, preprocess, seed, **hp)
         from open_clip.transformer import VisionTransformer
 
         if not isinstance(model.visual, VisionTransformer):
@@ -273,87 +321,81 @@ class MaPLe(FeatureMethod):
         L = min(len(model.visual.transformer.resblocks), len(model.transformer.resblocks))
         if not 1 <= self.hp['depth'] <= L:
             raise ValueError(f"MaPLe: depth must lie in [1, {L}] for this model, got {self.hp['depth']}")
-        self.model, self.tok, self.classnames, self.pre = (
-            model.eval().requires_grad_(False),
-            tokenizer,
-            list(classnames),
-            preprocess,
-        )
+        self.model = model.eval().requires_grad_(False)
+        self._prompt_cache = {}
 
-    def fit(self, support, val=None):
-        "Fit the prompts on a support Task; keep the epoch that does best on the validation Task."
+    def _prompts(self, classnames):
+        key = tuple(classnames)
+        if key not in self._prompt_cache:
+            self._prompt_cache[key] = placeholder_prompts(
+                self.model, self.tokenizer, classnames, self.hp['n_ctx']
+            )
+        return self._prompt_cache[key]
+
+    def _fit(self, X, y, T, val):
+        images = self.support.images
+        if images is None:
+            raise ValueError("maple: prompts the image tower, so the support Features need their images")
+        if self.classnames is None:
+            raise ValueError("maple: needs the support set's class names (Features.classnames)")
         hp = self.hp
-        torch.manual_seed(hp['seed'])
-        C = len(self.classnames)
-        X, y = support.images, torch.as_tensor(support.labels).long()
-        if len(y) == 0:
-            raise ValueError("maple: the support set is empty")
-        if int(y.min()) < 0 or int(y.max()) >= C:
-            raise ValueError(f"maple: labels must lie in [0, {C}), got [{int(y.min())}, {int(y.max())}]")
+        torch.manual_seed(self.seed)
         n, J = hp['n_ctx'], hp['depth']
-        self.tokens, self.emb = placeholder_prompts(self.model, self.tok, self.classnames, n)
-        d = self.emb.shape[-1]
-        self.ctx = nn.ParameterList(
-            [nn.Parameter(init_context(self.model, self.tok, hp['init'], n))]
-            + [nn.Parameter(torch.randn(n, d) * 0.02) for _ in range(J - 1)]
-        )
-        self.couple = nn.ModuleList([nn.Linear(d, self.model.visual.conv1.out_channels) for _ in range(J)])
+        d = self.model.token_embedding.weight.shape[1]
+        first = nn.Parameter(init_context(self.model, self.tokenizer, hp['init'], n))
+        deeper = [nn.Parameter(torch.randn(n, d) * 0.02) for _ in range(J - 1)]
+        self.ctx = nn.ParameterList([first] + deeper)
+        width = self.model.visual.conv1.out_channels
+        self.couple = nn.ModuleList([nn.Linear(d, width) for _ in range(J)])
         opt = torch.optim.Adam(list(self.ctx.parameters()) + list(self.couple.parameters()), lr=hp['lr'])
         scale = self.model.logit_scale.exp().detach()
         best = (-1.0, self._state())
-        for ep in range(hp['epochs']):
+        for epoch in range(hp['epochs']):
             for idx in torch.randperm(len(y)).split(hp['batch_size']):
-                f = encode_image_prompts(
-                    self.model.visual, image_batch(self.model, take_images(X, idx), self.pre), self._vision()
-                )
-                loss = F.cross_entropy(scale * f @ self._text().T, y[idx])
+                x = image_batch(self.model, take_images(images, idx), self.preprocess)
+                f = encode_image_prompts(self.model.visual, x, self._vision())
+                loss = F.cross_entropy(scale * f @ self._text(self.classnames).T, y[idx])
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
             best = self._keep_best(val, best)
         if val is not None:
             self._load(best[1])
-        return self
 
-    def _text(self):
+    def _text(self, classnames):
+        tokens, emb = self._prompts(classnames)
         P = list(self.ctx)
         n = P[0].shape[0]
-        C = len(self.classnames)
-        x = torch.cat([self.emb[:, :1], P[0][None].expand(C, -1, -1), self.emb[:, 1 + n :]], 1)
-        return encode_text_embeddings(self.model, x, self.tokens, deep=P[1:])
+        C = len(classnames)
+        x = torch.cat([emb[:, :1], P[0][None].expand(C, -1, -1), emb[:, 1 + n :]], 1)
+        return encode_text_embeddings(self.model, x, tokens, deep=P[1:])
 
     def _vision(self):
         return [c(p) for c, p in zip(self.couple, self.ctx)]
 
-    def logits(self, images, batch_size: int = 256) -> torch.Tensor:
-        "Class logits (N, C) for images (a uint8 tensor, a list with `preprocess`, or a Task)."
-        images = getattr(images, 'images', images)
+    def logits(
+        self,
+        query: Features,  # Features of the query with their images (extract keeps a reference to them)
+        batch_size: int = 256,  # images per forward pass
+    ) -> torch.Tensor:
+        "Class logits (N, C) of the query images, over the query's classes."
+        if getattr(query, 'images', None) is None:
+            raise ValueError("maple: prompts the image tower, so the query Features need their images")
+        _, names = self._classes_of(query)
+        logits = []
         with torch.no_grad():
-            T, V = self._text(), self._vision()
+            T = self._text(names)
+            V = self._vision()
             s = self.model.logit_scale.exp()
-            return torch.cat(
-                [
-                    s
-                    * encode_image_prompts(
-                        self.model.visual, image_batch(self.model, take_images(images, idx), self.pre), V
-                    )
-                    @ T.T
-                    for idx in torch.arange(len(images)).split(batch_size)
-                ]
-            )
-
-    def for_classes(self, classnames: list) -> MaPLe:
-        "The fitted prompts for other class names (base-to-novel)."
-        new = copy.copy(self)
-        new.classnames = list(classnames)
-        new.tokens, new.emb = placeholder_prompts(self.model, self.tok, new.classnames, self.hp['n_ctx'])
-        return new
+            for idx in torch.arange(len(query.images)).split(batch_size):
+                x = image_batch(self.model, take_images(query.images, idx), self.preprocess)
+                logits.append(s * encode_image_prompts(self.model.visual, x, V) @ T.T)
+        return torch.cat(logits)
 
     def _state(self):
-        return (
-            {k: v.detach().clone() for k, v in self.ctx.state_dict().items()},
-            {k: v.clone() for k, v in self.couple.state_dict().items()},
-        )
+        ctx = {k: v.detach().clone() for k, v in self.ctx.state_dict().items()}
+        couple = {k: v.clone() for k, v in self.couple.state_dict().items()}
+        return (ctx, couple)
 
     def _load(self, s):
         self.ctx.load_state_dict(s[0])
@@ -362,32 +404,31 @@ class MaPLe(FeatureMethod):
 
 # %% ../../nbs/09_adapt.prompt.ipynb #bedf44ed
 def grip(
-    make,  # () -> an unfitted method: a prompt learner or any FeatureMethod
-    unlabeled: Features,  # image features of the unlabelled images (labels, if present, are only reported)
-    text: torch.Tensor,  # zero-shot weights (C, D): the first round's labeller
-    iterations: int = 3,
-    fraction: float = 1.0,  # rounds, and the share of N/C per class reached in the last round
+    make,  # () -> an unfitted Adapter (a prompt learner, or any other)
+    unlabeled: Features,  # Features of the unlabelled images, with text weights (labels are only reported)
+    iterations: int = 3,  # rounds of pseudo-labelling
+    fraction: float = 1.0,  # the share of N/C images per class that the last round reaches
     val: Features | None = None,  # a labelled few-shot validation split, if there is one
 ) -> tuple:
     "GRIP-style pseudo-labelling: (last fitted method, one row per iteration)."
-    X = F.normalize(unlabeled.image.float(), dim=-1)
-    C = len(text)
-    if len(X) == 0:
+    if len(unlabeled) == 0:
         raise ValueError("grip: no unlabelled images")
-    logits, rows = 100 * X @ F.normalize(text.float(), dim=-1).T, []
+    if unlabeled.text is None:
+        raise ValueError("grip: the first round labels with zero-shot; extract the features with tokenizer=")
+    X = F.normalize(unlabeled.image.float(), dim=-1)
+    C = len(unlabeled.text)
+    logits = 100 * X @ F.normalize(unlabeled.text.float(), dim=-1).T
+    rows = []
     for it in range(1, iterations + 1):
         k = max(1, math.ceil(it / iterations * fraction * len(X) / C))
-        p = logits.softmax(1)
-        conf, pred = p.max(1)
-        sel = torch.cat(
-            [
-                i[conf[i].argsort(descending=True)[:k]]
-                for i in (torch.nonzero(pred == c)[:, 0] for c in range(C))
-            ]
-        )
-        m = make().fit(Features(unlabeled.image[sel], pred[sel]), text, val)
+        conf, pred = logits.softmax(1).max(1)
+        per_class = [torch.nonzero(pred == c)[:, 0] for c in range(C)]
+        sel = torch.cat([i[conf[i].argsort(descending=True)[:k]] for i in per_class])
+        pseudo = unlabeled.subset(sel)
+        pseudo.labels = pred[sel]
+        m = make().fit(pseudo, val)
         row = {'iteration': it, 'per_class': k, 'pseudo_labels': len(sel)}
-        if unlabeled.labels is not None and len(unlabeled.labels) == len(X):
+        if unlabeled.labels is not None:
             row['pseudo_label_top1'] = (pred[sel] == unlabeled.labels[sel]).float().mean().item()
         rows.append(row)
         logits = m.logits(unlabeled)

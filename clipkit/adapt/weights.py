@@ -7,16 +7,31 @@ with everything (the epoch, the interpolation coefficient) chosen on the few-sho
 from __future__ import annotations
 import copy
 import torch, torch.nn as nn, torch.nn.functional as F
-from ..eval import zero_shot_weights, classification_metrics
-from ..features import Features, image_features, image_batch, take_images
-from .feature import LinearProbe
+from ..types import Features, take_images
+from ..features import image_features, image_batch, zero_shot_weights
+from ..eval import classification_metrics
+from ..config import get_seed
+from .feature import Adapter, LinearProbe, register
 
 # %% auto #0
-__all__ = ['interpolate', 'zero_shot_top1', 'wise_ft_sweep', 'ImageClassifier', 'start_head', 'finetune']
+__all__ = [
+    'interpolate',
+    'zero_shot_top1',
+    'wise_ft_sweep',
+    'ImageClassifier',
+    'start_head',
+    'train_classifier',
+    'FineTune',
+    'LPFT',
+]
 
 
 # %% ../../nbs/09_adapt.weights.ipynb #7e3166fd
-def interpolate(model0, model1, alpha: float):
+def interpolate(
+    model0,  # the start (alpha = 0)
+    model1,  # the end (alpha = 1)
+    alpha: float,  # the position between them
+):
     "A copy of `model0` whose floating-point weights are (1 - alpha) * model0 + alpha * model1 (WiSE-FT)."
     s0, s1 = model0.state_dict(), model1.state_dict()
     if s0.keys() != s1.keys():
@@ -28,7 +43,11 @@ def interpolate(model0, model1, alpha: float):
     return out
 
 
-def zero_shot_top1(model, tokenizer, task) -> float:
+def zero_shot_top1(
+    model,  # an open_clip model
+    tokenizer,  # the model's tokenizer
+    task,  # a Task
+) -> float:
     "Zero-shot top-1 of a model on a Task (the text weights recomputed from the model)."
     W = zero_shot_weights(model, tokenizer, task.classnames, task.templates)
     return classification_metrics(image_features(model, task.images, progress=False) @ W.T, task.labels)[
@@ -36,7 +55,14 @@ def zero_shot_top1(model, tokenizer, task) -> float:
     ]
 
 
-def wise_ft_sweep(model0, model1, tokenizer, val, tasks: dict, alphas=(0.0, 0.25, 0.5, 0.75, 1.0)) -> tuple:
+def wise_ft_sweep(
+    model0,  # the zero-shot model
+    model1,  # the fine-tuned model
+    tokenizer,  # the model's tokenizer
+    val,  # the validation Task, on which alpha is chosen
+    tasks: dict,  # {name: Task} to report
+    alphas=(0.0, 0.25, 0.5, 0.75, 1.0),  # the interpolation coefficients to try
+) -> tuple:
     "Zero-shot top-1 on `val` and on each task for every alpha; returns (rows, alpha chosen on val)."
     rows = []
     for a in alphas:
@@ -56,7 +82,13 @@ def wise_ft_sweep(model0, model1, tokenizer, val, tasks: dict, alphas=(0.0, 0.25
 class ImageClassifier(nn.Module):
     "An image tower with a linear head on its normalised embedding (what full fine-tuning trains)."
 
-    def __init__(self, visual, W: torch.Tensor, b: torch.Tensor | None = None, preprocess=None):
+    def __init__(
+        self,
+        visual,  # the image tower (copied)
+        W: torch.Tensor,  # (C, D) head weights
+        b: torch.Tensor | None = None,  # (C,) head bias; zeros where None
+        preprocess=None,  # the model's transform, for PIL images
+    ):
         super().__init__()
         self.visual, self.pre = (
             copy.deepcopy(visual).requires_grad_(True),
@@ -71,7 +103,7 @@ class ImageClassifier(nn.Module):
         return self.head(F.normalize(self.visual(x), dim=-1))
 
     def logits(self, images, batch_size: int = 256) -> torch.Tensor:
-        "Class logits for images (a uint8 tensor, a list with `preprocess`, or a Task)."
+        "Class logits for images (a uint8 tensor, a list with `preprocess`, or a Task or Features)."
         images = getattr(images, 'images', images)
         self.eval()
         with torch.no_grad():
@@ -89,82 +121,144 @@ def _top1(clf, task):
 
 # %% ../../nbs/09_adapt.weights.ipynb #77179e31
 def start_head(
-    model,
-    support,  # an open_clip model and the support Task
+    model,  # the open_clip model whose image tower is fine-tuned
+    support: Features,  # the support split (image embeddings, labels, class names, text weights)
     head: str = 'zero_shot',  # 'zero_shot', 'probe' (LP-FT) or 'random'
-    tokenizer=None,
-    val=None,
-    preprocess=None,
-    seed: int = 0,
+    val: Features | None = None,  # the validation split, on which the probe's C is chosen
+    preprocess=None,  # the model's transform, for PIL images
+    seed: int | None = None,  # the random head's draw; the settings' seed by default
 ) -> ImageClassifier:
-    "The classifier fine-tuning starts from."
+    "The classifier fine-tuning starts from: the image tower and a head at zero-shot, a probe, or random."
     if head == 'zero_shot':
-        if tokenizer is None:
-            raise ValueError("start_head: head='zero_shot' needs the tokenizer")
-        W, b = (
-            model.logit_scale.exp().detach()
-            * zero_shot_weights(model, tokenizer, support.classnames, support.templates),
-            None,
-        )
+        if support.text is None:
+            raise ValueError(
+                "start_head: head='zero_shot' needs the support's text weights (extract with tokenizer=)"
+            )
+        W = model.logit_scale.exp().detach() * F.normalize(support.text.float(), dim=-1)
+        b = None
     elif head == 'probe':
-        f = lambda t: Features(
-            image_features(model, t.images, preprocess, progress=False), torch.as_tensor(t.labels)
-        )
-        lp = LinearProbe().fit(f(support), val=None if val is None else f(val))
-        W, b = lp.W, lp.b
+        probe = LinearProbe(seed=seed).fit(support, val)
+        W = probe.W
+        b = probe.b
     elif head == 'random':
-        g = torch.Generator().manual_seed(seed)
-        W, b = 0.01 * torch.randn(len(support.classnames), model.visual.output_dim, generator=g), None
+        g = torch.Generator().manual_seed(get_seed(seed))
+        n_classes = len(support.classnames) if support.classnames else int(support.labels.max()) + 1
+        W = 0.01 * torch.randn(n_classes, model.visual.output_dim, generator=g)
+        b = None
     else:
         raise ValueError(f"start_head: head must be 'zero_shot', 'probe' or 'random', got {head!r}")
     return ImageClassifier(model.visual, W, b, preprocess)
 
 
-def finetune(
-    start: ImageClassifier,
-    support,
-    val=None,  # the starting classifier, support and validation Tasks
-    epochs: int = 10,
-    lr: float = 1e-4,
-    head_lr: float | None = None,
-    weight_decay: float = 0.0,
-    batch_size: int = 32,
-    seed: int = 0,
+def _freeze_batchnorm(module):
+    if isinstance(module, nn.modules.batchnorm._BatchNorm):
+        module.eval()
+
+
+def train_classifier(
+    start: ImageClassifier,  # the classifier to start from (it is copied, not changed)
+    support,  # the support split with its images (Features or a Task)
+    val=None,  # the validation split with its images; the epoch kept is the best on it
+    epochs: int = 10,  # passes over the support images
+    lr: float = 1e-4,  # AdamW's learning rate for the image tower
+    head_lr: float | None = None,  # the head's learning rate (lr by default)
+    weight_decay: float = 0.0,  # AdamW's weight decay
+    batch_size: int = 32,  # support images per step
+    seed: int | None = None,  # the shuffle's seed; the settings' seed by default
 ) -> tuple:
-    """Cross-entropy fine-tuning of the whole classifier: (fine-tuned copy, history rows); the epoch kept is
-    chosen on `val`."""
+    "Cross-entropy fine-tuning of a copy of `start`: (the copy at its best epoch on `val`, history rows)."
     y = torch.as_tensor(support.labels).long()
     if len(y) == 0:
-        raise ValueError("finetune: the support set is empty")
+        raise ValueError("train_classifier: the support set is empty")
+    if getattr(support, 'images', None) is None:
+        raise ValueError(
+            "train_classifier: fine-tuning runs the image tower, so the support needs its images"
+        )
     C = start.head.out_features
     if int(y.min()) < 0 or int(y.max()) >= C:
-        raise ValueError(f"finetune: labels must lie in [0, {C}), got [{int(y.min())}, {int(y.max())}]")
-    torch.manual_seed(seed)
+        raise ValueError(
+            f"train_classifier: labels must lie in [0, {C}), got [{int(y.min())}, {int(y.max())}]"
+        )
+    torch.manual_seed(get_seed(seed))
     clf = copy.deepcopy(start)
-    opt = torch.optim.AdamW(
-        [
-            {'params': clf.visual.parameters(), 'lr': lr},
-            {'params': clf.head.parameters(), 'lr': head_lr or lr},
-        ],
-        weight_decay=weight_decay,
-    )
-    best, hist = (_top1(clf, val), copy.deepcopy(clf.state_dict())) if val is not None else (None, None), []
-    for ep in range(1, epochs + 1):
+    groups = [
+        {'params': clf.visual.parameters(), 'lr': lr},
+        {'params': clf.head.parameters(), 'lr': head_lr or lr},
+    ]
+    opt = torch.optim.AdamW(groups, weight_decay=weight_decay)
+    best = None
+    if val is not None:
+        best = (_top1(clf, val), copy.deepcopy(clf.state_dict()))
+    history = []
+    for epoch in range(1, epochs + 1):
         clf.train()
-        clf.visual.apply(lambda m: m.eval() if isinstance(m, nn.modules.batchnorm._BatchNorm) else None)
-        tot = 0.0
+        clf.visual.apply(_freeze_batchnorm)
+        total = 0.0
         for idx in torch.randperm(len(y)).split(batch_size):
-            loss = F.cross_entropy(clf(image_batch(clf, take_images(support.images, idx), clf.pre)), y[idx])
+            x = image_batch(clf, take_images(support.images, idx), clf.pre)
+            loss = F.cross_entropy(clf(x), y[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
-            tot += loss.item() * len(idx)
-        row = {'epoch': ep, 'loss': tot / len(y)}
+            total += loss.item() * len(idx)
+        row = {'epoch': epoch, 'loss': total / len(y)}
         if val is not None:
-            row['val_top1'] = acc = _top1(clf, val)
+            acc = _top1(clf, val)
+            row['val_top1'] = acc
             if acc > best[0]:
                 best = (acc, copy.deepcopy(clf.state_dict()))
-        hist.append(row)
+        history.append(row)
     if val is not None:
         clf.load_state_dict(best[1])
-    return clf, hist
+    return clf, history
+
+
+# %% ../../nbs/09_adapt.weights.ipynb #06378837
+@register
+class FineTune(Adapter):
+    "Full fine-tuning of the image tower with a cross-entropy head started at the zero-shot weights."
+
+    name = 'ft'
+    needs_model = True
+    defaults = {
+        'head': 'zero_shot',  # where the head starts: 'zero_shot', 'probe' (LP-FT) or 'random'
+        'epochs': 10,  # passes over the support images
+        'lr': 1e-4,  # AdamW's learning rate for the image tower
+        'head_lr': None,  # the head's learning rate (lr by default)
+        'weight_decay': 0.0,  # AdamW's weight decay
+        'batch_size': 32,  # support images per step
+    }
+
+    def _fit(self, X, y, T, val):
+        hp = self.hp
+        self.start = start_head(self.model, self.support, hp['head'], val, self.preprocess, self.seed)
+        self.classifier, self.history = train_classifier(
+            self.start,
+            self.support,
+            val,
+            epochs=hp['epochs'],
+            lr=hp['lr'],
+            head_lr=hp['head_lr'],
+            weight_decay=hp['weight_decay'],
+            batch_size=hp['batch_size'],
+            seed=self.seed,
+        )
+
+    def logits(
+        self,
+        query: Features,  # Features of the query with their images
+    ) -> torch.Tensor:
+        "Class logits (N, C) of the query images over the fitted classes."
+        self._classes_of(query)  # raises CannotTransfer for other classes
+        if getattr(query, 'images', None) is None:
+            raise ValueError(f"{self.name}: runs the image tower, so the query Features need their images")
+        return self.classifier.logits(query.images)
+
+
+@register
+class LPFT(FineTune):
+    "LP-FT: a linear probe first, then full fine-tuning from it (Kumar et al., 2022)."
+
+    name = 'lp_ft'
+    uses_text = False
+    defaults = {**FineTune.defaults, 'head': 'probe'}

@@ -37,7 +37,9 @@ def _unit(x):
     return F.normalize(torch.as_tensor(x).float(), dim=-1)
 
 
-def mean_pairwise_cosine(x: torch.Tensor) -> float:
+def mean_pairwise_cosine(
+    x: torch.Tensor,  # (N, D) embeddings
+) -> float:
     "Mean cosine between distinct rows (the cone effect), in O(ND)."
     x = _unit(x)
     n = len(x)
@@ -46,7 +48,10 @@ def mean_pairwise_cosine(x: torch.Tensor) -> float:
     return ((x.sum(0).pow(2).sum() - n) / (n * (n - 1))).item()
 
 
-def gap_stats(image_emb: torch.Tensor, text_emb: torch.Tensor) -> dict:
+def gap_stats(
+    image_emb: torch.Tensor,  # (N, D) image embeddings
+    text_emb: torch.Tensor,  # (M, D) text embeddings
+) -> dict:
     """Modality gap (centroid distance), centroid cosine, cone effect per modality, and mean matched/unmatched
     cross-modal cosines."""
     x, y = _unit(image_emb), _unit(text_emb)
@@ -64,7 +69,12 @@ def gap_stats(image_emb: torch.Tensor, text_emb: torch.Tensor) -> dict:
 
 
 # %% ../../nbs/10_analysis.geometry.ipynb #4437befc
-def shift(image_emb, text_emb, lam: float, delta: torch.Tensor | None = None) -> tuple:
+def shift(
+    image_emb,  # (N, D) image embeddings
+    text_emb,  # (M, D) text embeddings
+    lam: float,  # how far to move along the gap: 0 keeps it, 1 closes it
+    delta: torch.Tensor | None = None,  # the gap vector; the centroid difference where None
+) -> tuple:
     "Both modalities moved along the gap direction by lam/2 each (lam = 1 roughly closes the gap)."
     x, y = _unit(image_emb), _unit(text_emb)
     d = x.mean(0) - y.mean(0) if delta is None else delta
@@ -72,12 +82,12 @@ def shift(image_emb, text_emb, lam: float, delta: torch.Tensor | None = None) ->
 
 
 def gap_shift(
-    image_emb,
+    image_emb,  # (N, D) image embeddings
     text_emb,  # matched pairs (N, D): row i of each is one pair
-    lambdas=(-1.0, -0.5, -0.25, 0.0, 0.25, 0.5, 0.75, 1.0),
-    temperatures=(0.01, 0.05, 0.1, 1.0),
-    task_image=None,
-    task_labels=None,
+    lambdas=(-1.0, -0.5, -0.25, 0.0, 0.25, 0.5, 0.75, 1.0),  # the shifts to try
+    temperatures=(0.01, 0.05, 0.1, 1.0),  # temperatures of the loss
+    task_image=None,  # image embeddings of a zero-shot task
+    task_labels=None,  # their labels
     class_text=None,  # optional: a labelled task for zero-shot top-1
 ) -> pd.DataFrame:
     """Contrastive loss (per temperature), gap, and optional zero-shot top-1 as both modalities shift along
@@ -102,7 +112,13 @@ def gap_shift(
 
 
 # %% ../../nbs/10_analysis.geometry.ipynb #4c340420
-def plot_gap(image_emb, text_emb, n: int = 500, ax=None, title: str = 'modality gap'):
+def plot_gap(
+    image_emb,  # (N, D) image embeddings
+    text_emb,  # (M, D) text embeddings
+    n: int = 500,  # points per modality to plot
+    ax=None,  # the matplotlib axes to draw on (a new figure where None)
+    title: str = 'modality gap',  # the plot title
+):
     "Both modalities projected on the top two principal components of their union, with centroids."
     import matplotlib.pyplot as plt
 
@@ -122,7 +138,10 @@ def plot_gap(image_emb, text_emb, n: int = 500, ax=None, title: str = 'modality 
     return ax
 
 
-def plot_shift(df: pd.DataFrame, axs=None):
+def plot_shift(
+    df: pd.DataFrame,  # gap_shift's table
+    axs=None,  # the matplotlib axes to draw on (a new figure where None)
+):
     "Loss per temperature, and zero-shot top-1, against the shift lambda."
     import matplotlib.pyplot as plt
 
@@ -146,12 +165,11 @@ def plot_shift(df: pd.DataFrame, axs=None):
 
 # %% ../../nbs/10_analysis.geometry.ipynb #560203f7
 def uniformity_chunked(
-    a: torch.Tensor,
-    b: torch.Tensor | None = None,
-    t: float = 2.0,
-    chunk: int = 2048,
-    matched: bool
-    | None = None,  # exclude pairs i == j (default: within one set, or when a and b are matched rows)
+    a: torch.Tensor,  # (N, D) normalised embeddings
+    b: torch.Tensor | None = None,  # (M, D) a second set; None: within a
+    t: float = 2.0,  # the Gaussian potential's scale
+    chunk: int = 2048,  # rows per block, bounding memory
+    matched: bool | None = None,  # exclude the matched pairs (i, i) between a and b
 ) -> float:
     "log mean exp(-t |a_i - b_j|^2) over pairs, without the full N x M matrix."
     a = _unit(a)
@@ -180,7 +198,13 @@ def _label_alignment(x, labels, chunk=2048):
     return tot / cnt if cnt else None
 
 
-def align_uniform(image_emb, text_emb, image_labels=None, text_labels=None, pairs: bool = True) -> dict:
+def align_uniform(
+    image_emb,  # (N, D) image embeddings
+    text_emb,  # (M, D) text embeddings
+    image_labels=None,  # class of each image
+    text_labels=None,  # class of each text
+    pairs: bool = True,  # the embeddings are matched pairs, row by row
+) -> dict:
     "Alignment and uniformity, intra- and cross-modal."
     x, y = _unit(image_emb), _unit(text_emb)
     out = {}
@@ -199,7 +223,11 @@ def align_uniform(image_emb, text_emb, image_labels=None, text_labels=None, pair
 
 
 def plot_align_uniform(
-    rows: pd.DataFrame, x: str = 'uniform_image', y: str = 'align_cross', label: str = 'model', ax=None
+    rows: pd.DataFrame,  # align_uniform's rows
+    x: str = 'uniform_image',  # the column on the x axis
+    y: str = 'align_cross',  # the column on the y axis
+    label: str = 'model',  # the legend label
+    ax=None,  # the matplotlib axes to draw on (a new figure where None)
 ):
     "Models (or checkpoints) on the alignment-uniformity plane; lower-left is better."
     import matplotlib.pyplot as plt
@@ -214,7 +242,12 @@ def plot_align_uniform(
 
 # %% ../../nbs/10_analysis.geometry.ipynb #72375d2a
 def retrieval_by_label(
-    q: torch.Tensor, g: torch.Tensor, q_labels, g_labels, same_set: bool = False, chunk: int = 1024
+    q: torch.Tensor,  # (N, D) queries
+    g: torch.Tensor,  # (M, D) gallery
+    q_labels,  # query classes
+    g_labels,  # gallery classes
+    same_set: bool = False,  # queries are the gallery: skip each item itself
+    chunk: int = 1024,  # rows per block, bounding memory
 ) -> dict:
     "Precision@1 and mAP of ranking gallery g for queries q, relevant = same label."
     q, g = _unit(q), _unit(g)
@@ -235,13 +268,22 @@ def retrieval_by_label(
     return {'precision@1': torch.cat(p1).mean().item(), 'mAP': torch.cat(ap).mean().item()}
 
 
-def to_other_modality(q: torch.Tensor, bank: torch.Tensor, scale: float = 100.0) -> torch.Tensor:
+def to_other_modality(
+    q: torch.Tensor,  # (N, D) queries
+    bank: torch.Tensor,  # (M, D) embeddings of the other modality
+    scale: float = 100.0,  # the exponentiated logit scale (1 / temperature)
+) -> torch.Tensor:
     "Queries mapped to the bank's modality: the softmax(scale * cos)-weighted mean of the bank, normalised."
     q, bank = _unit(q), _unit(bank)
     return _unit((scale * q @ bank.T).softmax(1) @ bank)
 
 
-def intra_vs_inter(image_emb, labels, text_bank, scale: float = 100.0) -> pd.DataFrame:
+def intra_vs_inter(
+    image_emb,  # (N, D) image embeddings
+    labels,  # class of each image
+    text_bank,  # (M, D) text embeddings to map through
+    scale: float = 100.0,  # the exponentiated logit scale (1 / temperature)
+) -> pd.DataFrame:
     "Image-to-image retrieval by image similarity against the route through the text bank."
     x = _unit(image_emb)
     return pd.DataFrame(
@@ -258,12 +300,21 @@ def intra_vs_inter(image_emb, labels, text_bank, scale: float = 100.0) -> pd.Dat
 
 
 # %% ../../nbs/10_analysis.geometry.ipynb #e2ad4ad9
-def clipscore(image_emb, text_emb, w: float = 2.5) -> torch.Tensor:
+def clipscore(
+    image_emb,  # (N, D) image embeddings
+    text_emb,  # (M, D) text embeddings
+    w: float = 2.5,  # CLIPScore's weight (2.5)
+) -> torch.Tensor:
     "CLIP-S per matched (image, caption) row."
     return w * (_unit(image_emb) * _unit(text_emb)).sum(1).clamp(min=0)
 
 
-def ref_clipscore(image_emb, text_emb, refs: list, w: float = 2.5) -> torch.Tensor:
+def ref_clipscore(
+    image_emb,  # (N, D) image embeddings
+    text_emb,  # (M, D) text embeddings
+    refs: list,  # reference caption embeddings per image
+    w: float = 2.5,  # CLIPScore's weight (2.5)
+) -> torch.Tensor:
     "RefCLIP-S: harmonic mean of CLIP-S and max(cos(candidate, reference), 0); refs[i] is an (R_i, D) tensor."
     c = clipscore(image_emb, text_emb, w)
     t = _unit(text_emb)
@@ -272,7 +323,9 @@ def ref_clipscore(image_emb, text_emb, refs: list, w: float = 2.5) -> torch.Tens
 
 
 # %% ../../nbs/10_analysis.geometry.ipynb #5b274399
-def matrix_entropy(A: torch.Tensor) -> float:
+def matrix_entropy(
+    A: torch.Tensor,  # a positive semi-definite matrix
+) -> float:
     "Von Neumann entropy of a PSD matrix, normalised to unit trace."
     lam = torch.linalg.eigvalsh(((A + A.T) / 2).double()).clamp(min=0)
     lam = lam / lam.sum().clamp(min=1e-300)
@@ -280,7 +333,11 @@ def matrix_entropy(A: torch.Tensor) -> float:
     return float(-(lam * lam.log()).sum())
 
 
-def schur_decomposition(image_emb, text_emb, eps: float = 1e-4) -> dict:
+def schur_decomposition(
+    image_emb,  # (N, D) image embeddings
+    text_emb,  # (M, D) text embeddings
+    eps: float = 1e-4,  # ridge added before inverting the text covariance
+) -> dict:
     """Split image-embedding covariance into the part explained by the paired text and the Schur complement;
     entropies and shares."""
     x, y = _unit(image_emb).double(), _unit(text_emb).double()
@@ -301,7 +358,10 @@ def schur_decomposition(image_emb, text_emb, eps: float = 1e-4) -> dict:
     }
 
 
-def plot_schur(res: dict, ax=None):
+def plot_schur(
+    res: dict,  # schur_decomposition's result
+    ax=None,  # the matplotlib axes to draw on (a new figure where None)
+):
     "Eigenvalue spectra of the text-explained part and the Schur complement."
     import matplotlib.pyplot as plt
 

@@ -48,7 +48,11 @@ def _cap(c1, s1, rel, c2, s2):
 
 
 def minimal_pairs(
-    cfg: WorldConfig, n: int = 200, kind: str = 'attribute', seed: int = 0, style: str | None = 'plain'
+    cfg: WorldConfig,  # a WorldConfig
+    n: int = 200,  # items
+    kind: str = 'attribute',  # 'attribute' or 'relation' swaps
+    seed: int = 0,  # seeds every draw; the settings' seed where None
+    style: str | None = 'plain',  # the world's background style of the scenes
 ) -> dict:
     "Winoground-style items: images0/images1 (uint8) and captions0/captions1, made of the same words."
     if kind not in ('attribute', 'relation'):
@@ -76,7 +80,12 @@ def minimal_pairs(
     }
 
 
-def winoground_scores(i0, i1, c0, c1) -> dict:
+def winoground_scores(
+    i0,  # first image embeddings
+    i1,  # second image embeddings
+    c0,  # first caption embeddings
+    c1,  # second caption embeddings
+) -> dict:
     """Text, image and group scores (and chance) from normalised embeddings of the two images and two captions
     per item."""
     i0, i1, c0, c1 = (F.normalize(torch.as_tensor(v).float(), dim=-1) for v in (i0, i1, c0, c1))
@@ -99,7 +108,11 @@ def winoground_scores(i0, i1, c0, c1) -> dict:
     }
 
 
-def winoground_eval(model, tokenizer, items: dict) -> dict:
+def winoground_eval(
+    model,  # an open_clip model
+    tokenizer,  # the model's tokenizer
+    items: dict,  # the probe items (a DataFrame made by the matching builder)
+) -> dict:
     "Embed a `minimal_pairs` set with a model and score it."
     return winoground_scores(
         image_features(model, items['images0'], progress=False),
@@ -113,7 +126,12 @@ def winoground_eval(model, tokenizer, items: dict) -> dict:
 NEG_TYPES = ('replace-att', 'replace-obj', 'replace-rel', 'swap-att', 'swap-obj', 'add-obj', 'add-att')
 
 
-def hard_negatives(cfg: WorldConfig, n: int = 200, seed: int = 0, style: str | None = 'plain') -> dict:
+def hard_negatives(
+    cfg: WorldConfig,  # a WorldConfig
+    n: int = 200,  # items
+    seed: int = 0,  # seeds every draw; the settings' seed where None
+    style: str | None = 'plain',  # the world's background style of the scenes
+) -> dict:
     "Images, true captions and one hard negative of every type per image."
     rng = np.random.default_rng(seed)
     sc = _pair_scenes(cfg, n, rng, style)
@@ -136,7 +154,13 @@ def hard_negatives(cfg: WorldConfig, n: int = 200, seed: int = 0, style: str | N
     return {'images': render(sc, cfg.size, seed), 'positives': pos, 'negatives': pd.DataFrame(rows)}
 
 
-def hard_negative_scores(image_emb, pos_emb, neg_emb, items, types) -> pd.DataFrame:
+def hard_negative_scores(
+    image_emb,  # (N, D) image embeddings
+    pos_emb,  # true caption embeddings
+    neg_emb,  # hard negative embeddings
+    items,  # the probe items (a DataFrame made by the matching builder)
+    types,  # the negative kinds to report
+) -> pd.DataFrame:
     "Share of items whose true caption beats the negative, per type (chance 0.5)."
     x, p, q = (F.normalize(torch.as_tensor(v).float(), dim=-1) for v in (image_emb, pos_emb, neg_emb))
     it = torch.as_tensor(np.asarray(items))
@@ -145,7 +169,11 @@ def hard_negative_scores(image_emb, pos_emb, neg_emb, items, types) -> pd.DataFr
     return df.groupby('type', sort=False).win.agg(accuracy='mean', n='size').reset_index().assign(chance=0.5)
 
 
-def hard_negative_eval(model, tokenizer, items: dict) -> pd.DataFrame:
+def hard_negative_eval(
+    model,  # an open_clip model
+    tokenizer,  # the model's tokenizer
+    items: dict,  # the probe items (a DataFrame made by the matching builder)
+) -> pd.DataFrame:
     "Embed a `hard_negatives` set with a model and score it."
     neg = items['negatives']
     return hard_negative_scores(
@@ -157,7 +185,11 @@ def hard_negative_eval(model, tokenizer, items: dict) -> pd.DataFrame:
     )
 
 
-def plot_compositionality(wino: pd.DataFrame, hn: pd.DataFrame, axs=None):
+def plot_compositionality(
+    wino: pd.DataFrame,  # winoground_eval's table
+    hn: pd.DataFrame,  # hard_negative_eval's table
+    axs=None,  # the matplotlib axes to draw on (a new figure where None)
+):
     "Winoground scores (rows: kind) and hard-negative accuracy per type, with chance lines."
     import matplotlib.pyplot as plt
 
@@ -176,14 +208,14 @@ def plot_compositionality(wino: pd.DataFrame, hn: pd.DataFrame, axs=None):
 
 # %% ../../nbs/10_analysis.probes.ipynb #b0a65521
 def association_scenes(
-    cfg: WorldConfig,
-    n: int = 200,
-    query: str = 'circle',
-    partner: str = 'star',
-    control: str = 'square',
-    assoc_color: str = 'yellow',
-    seed: int = 0,
-    style: str | None = 'plain',
+    cfg: WorldConfig,  # a WorldConfig
+    n: int = 200,  # scene pairs
+    query: str = 'circle',  # the shape asked about
+    partner: str = 'star',  # the associated shape
+    control: str = 'square',  # the control shape
+    assoc_color: str = 'yellow',  # the partner's associated colour
+    seed: int = 0,  # seeds every draw; the settings' seed where None
+    style: str | None = 'plain',  # the world's background style of the scenes
 ) -> dict:
     """Paired scenes: the query object beside the associated partner (not in its colour), and beside a control
     shape of the same colour."""
@@ -218,7 +250,11 @@ def association_scenes(
     }
 
 
-def association_bias(image_emb: dict, text: torch.Tensor, items: dict) -> pd.DataFrame:
+def association_bias(
+    image_emb: dict,  # (N, D) image embeddings
+    text: torch.Tensor,  # {prompt kind: text embeddings}
+    items: dict,  # the probe items (a DataFrame made by the matching builder)
+) -> pd.DataFrame:
     """Per condition: accuracy naming the query's colour, and how often the associated or the other object's
     colour is answered."""
     rows = []
@@ -238,7 +274,11 @@ def association_bias(image_emb: dict, text: torch.Tensor, items: dict) -> pd.Dat
     return pd.DataFrame(rows)
 
 
-def association_eval(model, tokenizer, items: dict) -> pd.DataFrame:
+def association_eval(
+    model,  # an open_clip model
+    tokenizer,  # the model's tokenizer
+    items: dict,  # the probe items (a DataFrame made by the matching builder)
+) -> pd.DataFrame:
     "Embed association scenes with a model ('a <colour> <query>' prompts) and measure the bias."
     T = text_features(model, tokenizer, [f"a {c} {items['query']}" for c in items['classnames']])
     return association_bias(
@@ -249,19 +289,22 @@ def association_eval(model, tokenizer, items: dict) -> pd.DataFrame:
 
 
 # %% ../../nbs/10_analysis.probes.ipynb #787c5d61
-def pixel_embedding(images: torch.Tensor, size: int = 8) -> torch.Tensor:
+def pixel_embedding(
+    images: torch.Tensor,  # a uint8 tensor (N, 3, H, W) or a sequence of PIL images
+    size: int = 8,  # side of the downsampled image
+) -> torch.Tensor:
     "A model-free reference embedding: images downsampled to size x size, centred per image, normalised."
     x = F.adaptive_avg_pool2d(images.float() / 255, size).flatten(1)
     return F.normalize(x - x.mean(1, keepdim=True), dim=-1)
 
 
 def blind_pairs(
-    clip_emb,
-    ref_emb,
-    clip_min: float = 0.95,
-    ref_max: float = 0.5,
-    chunk: int = 1024,
-    limit: int | None = 10000,
+    clip_emb,  # CLIP's image embeddings
+    ref_emb,  # a reference encoder's embeddings
+    clip_min: float = 0.95,  # CLIP cosine at least this
+    ref_max: float = 0.5,  # reference cosine at most this
+    chunk: int = 1024,  # rows per block, bounding memory
+    limit: int | None = 10000,  # pairs to return at most
 ) -> pd.DataFrame:
     "Pairs i < j with CLIP cosine >= clip_min and reference cosine <= ref_max, most CLIP-similar first."
     a, r = (
@@ -291,14 +334,14 @@ def blind_pairs(
 
 
 def plot_blind(
-    clip_emb,
-    ref_emb,
-    pairs: pd.DataFrame,
-    clip_min: float = 0.95,
-    ref_max: float = 0.5,
-    n: int = 4000,
-    seed: int = 0,
-    ax=None,
+    clip_emb,  # CLIP's image embeddings
+    ref_emb,  # a reference encoder's embeddings
+    pairs: pd.DataFrame,  # blind_pairs' result
+    clip_min: float = 0.95,  # the CLIP threshold
+    ref_max: float = 0.5,  # the reference threshold
+    n: int = 4000,  # points to plot
+    seed: int = 0,  # seeds every draw; the settings' seed where None
+    ax=None,  # the matplotlib axes to draw on (a new figure where None)
 ):
     "Reference against CLIP similarity for random pairs, the blind region shaded, the pairs found marked."
     import matplotlib.pyplot as plt
@@ -319,7 +362,12 @@ def plot_blind(
     return ax
 
 
-def show_pairs_grid(images: torch.Tensor, pairs: pd.DataFrame, n: int = 8, captions=None):
+def show_pairs_grid(
+    images: torch.Tensor,  # a uint8 tensor (N, 3, H, W) or a sequence of PIL images
+    pairs: pd.DataFrame,  # (i, j) image pairs
+    n: int = 8,  # pairs to show
+    captions=None,  # a caption per image
+):
     "The first n pairs side by side."
     import matplotlib.pyplot as plt
 
@@ -337,7 +385,10 @@ def show_pairs_grid(images: torch.Tensor, pairs: pd.DataFrame, n: int = 8, capti
 
 
 # %% ../../nbs/10_analysis.probes.ipynb #e7a284c2
-def frequency_fit(freq, acc) -> dict:
+def frequency_fit(
+    freq,  # pretraining frequency per concept
+    acc,  # accuracy per concept
+) -> dict:
     "Least-squares fit of accuracy on log10(frequency): slope, intercept, Pearson r."
     f, a = np.asarray(freq, dtype=float), np.asarray(acc, dtype=float)
     m = (f > 0) & np.isfinite(a)
@@ -353,7 +404,13 @@ def frequency_fit(freq, acc) -> dict:
     }
 
 
-def plot_frequency(freq, acc, names=None, ax=None, title: str = 'accuracy against pretraining frequency'):
+def plot_frequency(
+    freq,  # pretraining frequency per concept
+    acc,  # accuracy per concept
+    names=None,  # concept names
+    ax=None,  # the matplotlib axes to draw on (a new figure where None)
+    title: str = 'accuracy against pretraining frequency',  # the plot title
+):
     "Per-concept accuracy on a log frequency axis, with the fitted line and its slope."
     import matplotlib.pyplot as plt
 

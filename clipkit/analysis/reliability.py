@@ -28,7 +28,11 @@ __all__ = [
 
 
 # %% ../../nbs/10_analysis.reliability.ipynb #11ed3104
-def calibration(logits: torch.Tensor, labels, n_bins: int = 15) -> dict:
+def calibration(
+    logits: torch.Tensor,  # (N, C) class logits
+    labels,  # (N,) integer class labels
+    n_bins: int = 15,  # equal-width confidence bins
+) -> dict:
     """ECE (equal-width bins), NLL, accuracy, mean confidence, and the per-bin table of the reliability
     diagram."""
     z, y = torch.as_tensor(logits).float(), torch.as_tensor(labels).long()
@@ -63,7 +67,11 @@ def calibration(logits: torch.Tensor, labels, n_bins: int = 15) -> dict:
     }
 
 
-def fit_temperature(logits, labels, max_iter: int = 100) -> float:
+def fit_temperature(
+    logits,  # (N, C) class logits
+    labels,  # (N,) integer class labels
+    max_iter: int = 100,  # L-BFGS's iterations
+) -> float:
     "The temperature T minimising the NLL of logits / T (fit it on a held-out split)."
     z, y = torch.as_tensor(logits).float(), torch.as_tensor(labels).long()
     logt = torch.zeros((), requires_grad=True)
@@ -79,7 +87,12 @@ def fit_temperature(logits, labels, max_iter: int = 100) -> float:
     return logt.exp().item()
 
 
-def ece_vs_temperature(logits, labels, temperatures=None, n_bins: int = 15) -> pd.DataFrame:
+def ece_vs_temperature(
+    logits,  # (N, C) class logits
+    labels,  # (N,) integer class labels
+    temperatures=None,  # the temperatures to try
+    n_bins: int = 15,  # equal-width confidence bins
+) -> pd.DataFrame:
     "ECE and NLL of logits / T over a range of temperatures."
     ts = temperatures if temperatures is not None else np.geomspace(0.1, 10, 21)
     z = torch.as_tensor(logits).float()
@@ -94,7 +107,11 @@ def ece_vs_temperature(logits, labels, temperatures=None, n_bins: int = 15) -> p
     )
 
 
-def plot_reliability(cal: dict, ax=None, label: str = ''):
+def plot_reliability(
+    cal: dict,  # calibration's result
+    ax=None,  # the matplotlib axes to draw on (a new figure where None)
+    label: str = '',  # the legend label
+):
     "Reliability diagram: accuracy per confidence bin against the diagonal."
     import matplotlib.pyplot as plt
 
@@ -117,7 +134,10 @@ def plot_reliability(cal: dict, ax=None, label: str = ''):
 
 # %% ../../nbs/10_analysis.reliability.ipynb #d69d1555
 def ood_scores(
-    cos: torch.Tensor, scale: float = 100.0, mcm_temperature: float = 1.0, energy_temperature: float = 1.0
+    cos: torch.Tensor,  # (N, C) cosine similarities to the ID classes
+    scale: float = 100.0,  # the exponentiated logit scale (1 / temperature)
+    mcm_temperature: float = 1.0,  # MCM's softmax temperature
+    energy_temperature: float = 1.0,  # the energy score's temperature
 ) -> dict:
     "OOD scores (higher = in-distribution) from cosines (N, C) to the in-distribution class prompts."
     s = torch.as_tensor(cos).float()
@@ -139,14 +159,21 @@ def ensemble_score(*probs: torch.Tensor) -> torch.Tensor:
     return torch.stack([torch.as_tensor(p).float() for p in probs]).mean(0).max(1).values
 
 
-def fpr_at_tpr(id_scores, ood_scores_, tpr: float = 0.95) -> float:
+def fpr_at_tpr(
+    id_scores,  # scores of in-distribution images (higher = more ID)
+    ood_scores_,  # scores of OOD images
+    tpr: float = 0.95,  # the true-positive rate
+) -> float:
     "FPR at the threshold that keeps `tpr` of the in-distribution scores (ID is positive, higher = ID)."
     s_id = np.sort(np.asarray(id_scores, dtype=float))[::-1]
     k = max(1, math.ceil(tpr * len(s_id)))
     return float(np.mean(np.asarray(ood_scores_, dtype=float) >= s_id[k - 1]))
 
 
-def ood_metrics(id_scores, ood_scores_) -> dict:
+def ood_metrics(
+    id_scores,  # scores of in-distribution images (higher = more ID)
+    ood_scores_,  # scores of OOD images
+) -> dict:
     "AUROC (scikit-learn) and FPR95 of one score."
     from sklearn.metrics import roc_auc_score
 
@@ -157,7 +184,10 @@ def ood_metrics(id_scores, ood_scores_) -> dict:
     }
 
 
-def ood_table(id_scores: dict, ood_sets: dict) -> pd.DataFrame:
+def ood_table(
+    id_scores: dict,  # {score name: ID scores}
+    ood_sets: dict,  # {set name: {score name: scores}}
+) -> pd.DataFrame:
     "Tidy AUROC / FPR95 rows for every score and every OOD set: {score: id array}, {set: {score: array}}."
     return pd.DataFrame(
         [
@@ -169,7 +199,12 @@ def ood_table(id_scores: dict, ood_sets: dict) -> pd.DataFrame:
     )
 
 
-def plot_ood(id_s, ood_s, name: str = 'score', axs=None):
+def plot_ood(
+    id_s,  # ID scores
+    ood_s,  # OOD scores
+    name: str = 'score',  # the score's name
+    axs=None,  # the matplotlib axes to draw on (a new figure where None)
+):
     "Histograms of one score on ID and OOD, and its ROC curve."
     import matplotlib.pyplot as plt
     from sklearn.metrics import roc_curve
@@ -191,13 +226,13 @@ def plot_ood(id_s, ood_s, name: str = 'score', axs=None):
 
 # %% ../../nbs/10_analysis.reliability.ipynb #1fa37fba
 def train_closed_world(
-    images: torch.Tensor,
-    labels,
-    n_classes: int,
-    epochs: int = 15,
-    lr: float = 3e-3,
-    batch_size: int = 128,
-    seed: int = 0,
+    images: torch.Tensor,  # a uint8 tensor (N, 3, H, W) or a sequence of PIL images
+    labels,  # (N,) integer class labels
+    n_classes: int,  # classes
+    epochs: int = 15,  # passes over the images
+    lr: float = 3e-3,  # Adam's learning rate
+    batch_size: int = 128,  # images per step
+    seed: int = 0,  # seeds every draw; the settings' seed where None
 ) -> nn.Module:
     """A small CNN trained from scratch on uint8 images (N, 3, H, W); returns the model (eval mode, logits
     output)."""
@@ -227,7 +262,11 @@ def train_closed_world(
     return net.eval()
 
 
-def cnn_probs(net: nn.Module, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+def cnn_probs(
+    net: nn.Module,  # train_closed_world's network
+    images: torch.Tensor,  # a uint8 tensor (N, 3, H, W) or a sequence of PIL images
+    batch_size: int = 512,  # images per forward pass
+) -> torch.Tensor:
     "Class probabilities of a closed-world CNN on uint8 images."
     with torch.no_grad():
         return torch.cat(
@@ -244,7 +283,12 @@ def _logit(p):
     return np.log(p / (1 - p))
 
 
-def effective_robustness(id_acc, ood_acc, names=None, fit_on=None) -> tuple:
+def effective_robustness(
+    id_acc,  # in-distribution accuracy per model
+    ood_acc,  # accuracy under shift per model
+    names=None,  # model names
+    fit_on=None,  # mask of the models that define the line; all where None
+) -> tuple:
     """Linear fit in logit space and each model's residual: (DataFrame of models, fit dict). `fit_on` masks
     the models that define the line."""
     a, b = np.asarray(id_acc, dtype=float), np.asarray(ood_acc, dtype=float)
@@ -267,7 +311,12 @@ def effective_robustness(id_acc, ood_acc, names=None, fit_on=None) -> tuple:
     return df, {'slope': float(slope), 'intercept': float(intercept)}
 
 
-def plot_effective_robustness(df: pd.DataFrame, fit: dict, axs=None, hue=None):
+def plot_effective_robustness(
+    df: pd.DataFrame,  # effective_robustness's table
+    fit: dict,  # its fit
+    axs=None,  # the matplotlib axes to draw on (a new figure where None)
+    hue=None,  # the column that colours the points
+):
     "OOD against ID accuracy on logit axes with the fitted line, and the residuals as bars."
     import matplotlib.pyplot as plt
 

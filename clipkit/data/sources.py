@@ -10,7 +10,7 @@ from collections import defaultdict
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from PIL import Image
-from .world import Pairs, Task
+from ..types import Pairs, Task
 
 # %% auto #0
 __all__ = [
@@ -32,7 +32,11 @@ class LazyImages:
     """A sequence of images kept as references (paths, encoded bytes, dataset indices), decoded to RGB PIL
     images on access."""
 
-    def __init__(self, items, load=None):
+    def __init__(
+        self,
+        items,  # references: file paths, encoded bytes or dataset indices
+        load=None,  # a function reference -> PIL image; files and bytes are opened by PIL where None
+    ):
         self.items, self.load = list(items), load
 
     def __len__(self):
@@ -87,9 +91,9 @@ def _report(what, bad, skip_bad):
 # %% ../../nbs/02_data.sources.ipynb #efdc095f
 def read_csv_pairs(
     path,  # a CSV/TSV file in open_clip's format
-    img_key: str = 'filepath',
-    caption_key: str = 'title',
-    sep: str = '\t',
+    img_key: str = 'filepath',  # the image column
+    caption_key: str = 'title',  # the caption column
+    sep: str = '\t',  # the field separator (open_clip's default is a tab)
     skip_bad: bool = False,  # skip, count and report bad rows instead of raising
     check_images: bool = True,  # decode every image once at read time
 ) -> Pairs:
@@ -133,7 +137,7 @@ IMG_EXT = ('jpg', 'jpeg', 'png', 'webp')
 
 def read_wds_pairs(
     shards,  # a tar path or a list of them
-    skip_bad: bool = False,
+    skip_bad: bool = False,  # skip unreadable rows and report them instead of raising
 ) -> Pairs:
     "Read image-text pairs from WebDataset-style tar shards."
     shards = [shards] if isinstance(shards, (str, Path)) else list(shards)
@@ -169,8 +173,8 @@ def image_folder_task(
     root,  # folder with one sub-folder of images per class
     classnames: dict | None = None,  # folder name -> class name; folder names by default
     templates=None,  # prompt templates; ['a photo of a {}.'] by default
-    name: str | None = None,
-    skip_bad: bool = False,
+    name: str | None = None,  # the task's name; the folder's name where None
+    skip_bad: bool = False,  # skip unreadable rows and report them instead of raising
 ) -> Task:
     "A Task from an image folder (one sub-folder per class)."
     root = Path(root)
@@ -201,8 +205,8 @@ def image_folder_task(
 def torchvision_task(
     ds,  # a dataset whose items are (PIL image, int label), with no transform
     classnames: list | None = None,  # `ds.classes` by default
-    templates=None,
-    name: str | None = None,
+    templates=None,  # the prompt templates
+    name: str | None = None,  # the task's name
 ) -> Task:
     "A Task from a torchvision-style dataset object the user already has."
     names = classnames or getattr(ds, 'classes', None)
@@ -221,12 +225,12 @@ def torchvision_task(
 
 # %% ../../nbs/02_data.sources.ipynb #46b3df04
 def few_shot_indices(
-    labels,
-    k: int,
-    seed: int = 0,
-    val_k: int | None = None,
-    classnames: list | None = None,
-    name: str = 'task',
+    labels,  # (N,) integer class labels
+    k: int,  # shots per class
+    seed: int = 0,  # seeds the draw
+    val_k: int | None = None,  # validation images per class; min(k, 4) where None
+    classnames: list | None = None,  # for error messages
+    name: str = 'task',  # the task's name, for error messages
 ) -> tuple:
     "Positions of K shots per class and of a disjoint validation split of min(K, 4) per class: (train, val)."
     if k < 1:
@@ -248,13 +252,21 @@ def few_shot_indices(
     return np.array(sorted(tr)), np.array(sorted(va))
 
 
-def few_shot(task: Task, k: int, seed: int = 0, val_k: int | None = None) -> tuple:
+def few_shot(
+    task: Task,  # a Task
+    k: int,  # shots per class
+    seed: int = 0,  # seeds the draw
+    val_k: int | None = None,  # validation images per class; min(k, 4) where None
+) -> tuple:
     "K shots per class and a disjoint few-shot validation split of min(K, 4) per class: (train, val) Tasks."
     tr, va = few_shot_indices(task.labels.numpy(), k, seed, val_k, task.classnames, task.name)
     return task.subset(tr, f'{task.name}_{k}shot'), task.subset(va, f'{task.name}_{k}shot_val')
 
 
-def base_novel(task: Task, n_base: int | None = None) -> tuple:
+def base_novel(
+    task: Task,  # a Task
+    n_base: int | None = None,  # how many classes are base; half where None
+) -> tuple:
     "Split classes into base (the first `n_base`, half by default) and novel, each relabelled: (base, novel)."
     C = len(task.classnames)
     n_base = (C + 1) // 2 if n_base is None else n_base

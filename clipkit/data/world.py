@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 import numpy as np, pandas as pd, torch
+from ..types import Pairs, Task
 
 # %% auto #0
 __all__ = [
@@ -21,16 +22,17 @@ __all__ = [
     'INVERSE',
     'NUMBERS',
     'KINDS',
+    'KIND_MIX',
+    'STYLE_MIX',
+    'HOLDOUT',
     'SINGLE',
     'TEMPLATES',
     'WorldConfig',
     'sample_scenes',
     'render',
     'caption',
-    'Pairs',
     'make_pairs',
     'show_pairs',
-    'Task',
     'world_tasks',
     'RetrievalSet',
     'world_retrieval',
@@ -79,8 +81,12 @@ INVERSE = {'left of': 'right of', 'right of': 'left of', 'above': 'below', 'belo
 NUMBERS = {1: 'one', 2: 'two', 3: 'three'}
 KINDS = ('single', 'pair', 'count', 'triple')
 
-
 # %% ../../nbs/01_data.world.ipynb #25c57033
+KIND_MIX = {'single': 0.55, 'pair': 0.2, 'count': 0.15, 'triple': 0.1}  # the default scene kind mix
+STYLE_MIX = {'plain': 0.4, 'noise': 0.2, 'texture': 0.2, 'dark': 0.2, 'outline': 0.0}  # outline stays unseen
+HOLDOUT = ('red star', 'blue circle', 'green triangle', 'yellow square')  # the default held-out combinations
+
+
 @dataclass
 class WorldConfig:
     "Every knob of the embedded world."
@@ -88,25 +94,14 @@ class WorldConfig:
     size: int = 32  # image side in pixels
     shapes: tuple = tuple(SHAPES)  # shape names in use (head first)
     colors: tuple = tuple(COLORS)  # colour names in use (head first)
-    kinds: dict = field(
-        default_factory=lambda: {'single': 0.55, 'pair': 0.2, 'count': 0.15, 'triple': 0.1}
-    )  # scene kind mix
-    styles: dict = field(
-        default_factory=lambda: {'plain': 0.4, 'noise': 0.2, 'texture': 0.2, 'dark': 0.2, 'outline': 0.0}
-    )  # style mix
+    kinds: dict = field(default_factory=lambda: dict(KIND_MIX))  # scene kind mix {kind: weight}
+    styles: dict = field(default_factory=lambda: dict(STYLE_MIX))  # background style mix {style: weight}
     zipf: float = 0.0  # concept-frequency skew over shapes and colours
     caption_noise: float = 0.0  # fraction of captions corrupted (half a wrong attribute, half unrelated)
     duplicate_rate: float = 0.0  # fraction of pairs that copy another pair
-    holdout: tuple = (
-        'red star',
-        'blue circle',
-        'green triangle',
-        'yellow square',
-    )  # combos kept out of the pool
+    holdout: tuple = HOLDOUT  # 'colour shape' combinations kept out of the pool
     synonym_rate: float = 0.3  # how often a caption uses a synonym instead of the class name
-    associations: dict = field(
-        default_factory=dict
-    )  # {shape: (colour, p)}: a drawn object of that shape takes that colour with probability p
+    associations: dict = field(default_factory=dict)  # {shape: (colour, p)}: takes that colour w.p. p
 
     def __post_init__(self):
         bad = (
@@ -402,7 +397,11 @@ SINGLE = [
 ]
 
 
-def caption(row, cfg: WorldConfig, rng: np.random.Generator) -> str:
+def caption(
+    row,  # one scene's facts (a row of sample_scenes)
+    cfg: WorldConfig,  # the world's knobs
+    rng: np.random.Generator,  # the numpy random Generator
+) -> str:
     "Write one caption for a scene row of `sample_scenes`."
     sh, co, kd = row['shapes'], row['colors'], row['kind']
     bg = STYLES[row['style']]
@@ -430,36 +429,6 @@ def caption(row, cfg: WorldConfig, rng: np.random.Generator) -> str:
         return f'{a} and {b}'
     objs = [_obj(rng, cfg, s, c) for s, c in zip(sh, co)]
     return f'{objs[0]}, {objs[1]} and {objs[2]}'
-
-
-# %% ../../nbs/01_data.world.ipynb #77b32128
-@dataclass
-class Pairs:
-    "Image-text pairs: images (uint8 tensor or a sequence of PIL images), captions, and a metadata table."
-
-    images: object
-    captions: list
-    meta: pd.DataFrame
-
-    def __len__(self):
-        return len(self.captions)
-
-    def __post_init__(self):
-        if not (len(self.images) == len(self.captions) == len(self.meta)):
-            raise ValueError(
-                f"Pairs: {len(self.images)} images, {len(self.captions)} captions and {len(self.meta)} "
-                "metadata rows must agree"
-            )
-
-    def subset(self, idx):
-        "The pairs at integer positions `idx`."
-        idx = np.asarray(idx, dtype=int)
-        ims = (
-            self.images[torch.from_numpy(idx)]
-            if isinstance(self.images, torch.Tensor)
-            else [self.images[i] for i in idx]
-        )
-        return Pairs(ims, [self.captions[i] for i in idx], self.meta.iloc[idx].reset_index(drop=True))
 
 
 # %% ../../nbs/01_data.world.ipynb #3ea9df7a
@@ -504,7 +473,12 @@ def make_pairs(
 
 
 # %% ../../nbs/01_data.world.ipynb #fb3b9d7c
-def show_pairs(pairs: Pairs, n: int = 16, cols: int = 4, scale: float = 2.2):
+def show_pairs(
+    pairs: Pairs,  # image-text Pairs
+    n: int = 16,  # pairs to show
+    cols: int = 4,  # grid columns
+    scale: float = 2.2,  # inches per cell
+):
     "Show a grid of images with their captions."
     import matplotlib.pyplot as plt
 
@@ -533,56 +507,6 @@ def _wrap(s, w):
         else:
             line = f'{line} {t}'.strip()
     return out + [line]
-
-
-# %% ../../nbs/01_data.world.ipynb #da470997
-@dataclass
-class Task:
-    "A classification task: images, labels, class names, templates and per-image metadata."
-
-    name: str
-    images: object  # uint8 tensor (n, 3, H, W) or a sequence of PIL images
-    labels: torch.Tensor  # (n,) int64 class indices
-    classnames: list
-    templates: object  # list of '{}' / '{c}' templates, or {classname: [prompts]}
-    meta: pd.DataFrame = None  # per-image facts (style, domain, ...)
-
-    def __post_init__(self):
-        self.labels = torch.as_tensor(self.labels, dtype=torch.long)
-        if self.meta is None:
-            self.meta = pd.DataFrame(index=range(len(self.labels)))
-        if not (len(self.images) == len(self.labels) == len(self.meta)):
-            raise ValueError(
-                f"Task {self.name!r}: {len(self.images)} images, {len(self.labels)} labels and "
-                f"{len(self.meta)} metadata rows must agree"
-            )
-        if len(self.labels) and not (
-            0 <= int(self.labels.min()) and int(self.labels.max()) < len(self.classnames)
-        ):
-            raise ValueError(
-                f"Task {self.name!r}: labels must lie in [0, {len(self.classnames)}), got "
-                f"[{int(self.labels.min())}, {int(self.labels.max())}]"
-            )
-
-    def __len__(self):
-        return len(self.labels)
-
-    def subset(self, idx, name=None):
-        "The task restricted to integer positions `idx`."
-        idx = np.asarray(idx, dtype=int)
-        ims = (
-            self.images[torch.from_numpy(idx)]
-            if isinstance(self.images, torch.Tensor)
-            else [self.images[i] for i in idx]
-        )
-        return Task(
-            name or self.name,
-            ims,
-            self.labels[torch.from_numpy(idx)],
-            self.classnames,
-            self.templates,
-            self.meta.iloc[idx].reset_index(drop=True),
-        )
 
 
 # %% ../../nbs/01_data.world.ipynb #0660f45f
@@ -693,13 +617,16 @@ def world_tasks(
 class RetrievalSet:
     "Images, captions, and the image index of each caption."
 
-    images: object
-    captions: list
-    caption_image: torch.Tensor
+    images: object  # uint8 images (N, 3, H, W)
+    captions: list  # the captions (M)
+    caption_image: torch.Tensor  # (M,) the image index of each caption
 
 
 def world_retrieval(
-    cfg: WorldConfig, n_images: int = 200, captions_per_image: int = 5, seed: int = 2000
+    cfg: WorldConfig,  # the world's knobs
+    n_images: int = 200,  # images in the split
+    captions_per_image: int = 5,  # independently written captions per image
+    seed: int = 2000,  # seeds every draw; the settings' seed where None
 ) -> RetrievalSet:
     "A retrieval split of the world with several independently written captions per image."
     p = make_pairs(replace(cfg, caption_noise=0, duplicate_rate=0), n_images, seed=seed)
@@ -715,7 +642,9 @@ from pathlib import Path
 from PIL import Image
 
 
-def to_pil(img) -> Image.Image:
+def to_pil(
+    img,  # a uint8 (3, H, W) tensor or a PIL image
+) -> Image.Image:
     "A uint8 (3, H, W) tensor as a PIL image (PIL images pass through)."
     return img if isinstance(img, Image.Image) else Image.fromarray(img.permute(1, 2, 0).numpy())
 
@@ -734,7 +663,12 @@ def _add(tar, name, data):
 
 
 # %% ../../nbs/01_data.world.ipynb #a8d2a9b0
-def export_csv(pairs: Pairs, out_dir, fmt: str = 'png', name: str = 'pairs.csv') -> Path:
+def export_csv(
+    pairs: Pairs,  # image-text Pairs
+    out_dir,  # the folder to write into (created if missing)
+    fmt: str = 'png',  # the image encoding: 'png' or 'jpg'
+    name: str = 'pairs.csv',  # the CSV file's name
+) -> Path:
     "Write images as files and an open_clip CSV (`filepath`, `title`, tab-separated); return the CSV path."
     out = Path(out_dir)
     (out / 'images').mkdir(parents=True, exist_ok=True)
@@ -747,7 +681,12 @@ def export_csv(pairs: Pairs, out_dir, fmt: str = 'png', name: str = 'pairs.csv')
     return out / name
 
 
-def export_wds(pairs: Pairs, out_dir, shard_size: int = 1000, fmt: str = 'jpg') -> list:
+def export_wds(
+    pairs: Pairs,  # image-text Pairs
+    out_dir,  # the folder to write into (created if missing)
+    shard_size: int = 1000,  # rows per shard
+    fmt: str = 'jpg',  # the image encoding: 'png' or 'jpg'
+) -> list:
     "Write WebDataset-style shards `shard-000000.tar` holding `key.{fmt}` and `key.txt`; return their paths."
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -762,7 +701,12 @@ def export_wds(pairs: Pairs, out_dir, shard_size: int = 1000, fmt: str = 'jpg') 
     return paths
 
 
-def export_clip_benchmark(task: Task, out_dir, split: str = 'test', shard_size: int = 1000) -> Path:
+def export_clip_benchmark(
+    task: Task,  # a Task
+    out_dir,  # the folder to write into (created if missing)
+    split: str = 'test',  # the split's name in CLIP_benchmark's layout
+    shard_size: int = 1000,  # rows per shard
+) -> Path:
     "Write a Task in CLIP_benchmark's WebDataset classification layout; return the dataset root."
     out = Path(out_dir)
     (out / split).mkdir(parents=True, exist_ok=True)

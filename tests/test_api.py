@@ -1,0 +1,143 @@
+"""The one API: every registered adaptation method through the same fit(support, val) and logits(query), the
+loss resolved once by the trainer with its keywords checked, and the entry points at the package's top."""
+
+import dataclasses
+import importlib
+import inspect
+import pytest
+import torch
+from fastcore.docments import docments
+import clipkit
+import clipkit.losses
+from clipkit import ADAPTERS, CannotTransfer, TrainConfig, WorldConfig, adapter, create, extract
+from clipkit.data.sources import few_shot
+from clipkit.data.world import make_pairs, world_tasks
+from clipkit.train import train
+
+WORLD = WorldConfig(shapes=('circle', 'square', 'star'), colors=('red', 'blue'), holdout=())
+
+
+@pytest.fixture(scope='module')
+def splits():
+    "A tiny ViT (untrained: this checks shapes, not accuracy) and Features of a 6-way task."
+    torch.manual_seed(0)
+    model, tok, pre = create('tiny-vit')
+    pool = world_tasks(WORLD, n_per_class=3, seed=1, names=['shape_color'])['shape_color']
+    test = world_tasks(WORLD, n_per_class=2, seed=2, names=['shape_color'])['shape_color']
+    support, val = few_shot(pool, 1, seed=0, val_k=1)
+    feats = [extract(model, t, tokenizer=tok, cache=False, progress=False) for t in (support, val, test)]
+    return model, tok, pre, *feats
+
+
+@pytest.mark.parametrize('name', sorted(ADAPTERS))
+def test_every_adapter_has_one_shape(name, splits):
+    model, tok, pre, support, val, test = splits
+    quick = {'epochs': 1} if 'epochs' in ADAPTERS[name].defaults else {}
+    method = adapter(name, model, tok, pre, seed=0, **quick)
+    assert method.fit(support, val) is method, 'fit returns the fitted method'
+    logits = method.logits(test)
+    assert logits.shape == (len(test), len(test.classnames)), 'one logit per query image and class'
+    assert torch.isfinite(logits).all(), 'the logits are finite'
+    novel = test.select_classes([4, 5, 0])
+    if method.transfers:
+        assert method.logits(novel).shape == (len(novel), 3), 'a method that transfers scores new classes'
+    else:
+        with pytest.raises(CannotTransfer):
+            method.logits(novel)
+
+
+def test_the_registry_covers_every_family():
+    families = {'zero_shot', 'tip_adapter_f', 'coop', 'cocoop', 'kgcoop', 'prograd', 'maple', 'ft', 'lp_ft'}
+    assert families <= set(ADAPTERS), 'feature-level methods, prompt learners, MaPLe and fine-tuning'
+
+
+def test_a_seed_reaches_the_method(splits):
+    model, tok, pre, support, val, test = splits
+    same = [adapter('clip_adapter', seed=5, epochs=2).fit(support).logits(test) for _ in range(2)]
+    other = adapter('clip_adapter', seed=6, epochs=2).fit(support).logits(test)
+    assert torch.equal(same[0], same[1]), 'the same seed gives the same fit'
+    assert not torch.equal(same[0], other), 'another seed gives another fit'
+
+
+def _train_siglip(loss_kw):
+    torch.manual_seed(0)
+    model, tok, _ = create('tiny-rn', loss='siglip')
+    cfg = TrainConfig(steps=1, batch_size=128, warmup=1, loss='siglip', loss_kw=loss_kw, progress=False)
+    return train(model, tok, make_pairs(WORLD, 128, seed=0), cfg)
+
+
+def test_loss_keywords_reach_the_chunked_path(monkeypatch):
+    chunks = []
+    chunked = clipkit.losses._SigLipChunked.apply
+
+    def spy(*args):
+        chunks.append(args[-1])
+        return chunked(*args)
+
+    monkeypatch.setattr(clipkit.losses._SigLipChunked, 'apply', spy)
+    _train_siglip({'chunk': 64})
+    assert chunks == [64], 'the trainer ran the chunked SigLIP with chunk=64'
+    chunks.clear()
+    _train_siglip({})
+    assert chunks == [], 'without the keyword it runs the plain SigLIP'
+
+
+def test_a_wrong_loss_keyword_raises():
+    with pytest.raises(ValueError, match='chunk_size'):
+        _train_siglip({'chunk_size': 64})
+
+
+def test_the_top_level_names_the_common_entry_points():
+    names = ('create', 'load', 'save', 'extract', 'adapter', 'get_loss', 'TrainConfig', 'Task', 'Features')
+    missing = [name for name in names if not hasattr(clipkit, name)]
+    assert missing == [], 'the common entry points are at the top level'
+    assert clipkit.train.train is train, 'clipkit.train stays the trainer module'
+
+
+MODULES = [
+    'types', 'config', 'losses', 'models', 'features', 'train', 'eval', 'data.world', 'data.sources',
+    'curation', 'curation_scale', 'adapt.feature', 'adapt.prompt', 'adapt.weights', 'analysis.geometry',
+    'analysis.reliability', 'analysis.probes', 'studies', 'api',
+]  # fmt: skip
+
+
+def _public(module):
+    "(name, documented object, parameter names) of each public function and class of a module."
+    for name in module.__all__:
+        obj = getattr(module, name)
+        if getattr(obj, '__module__', None) != module.__name__:
+            continue
+        if inspect.isclass(obj) and dataclasses.is_dataclass(obj):
+            yield name, obj, [f.name for f in dataclasses.fields(obj)]
+            continue
+        if inspect.isclass(obj):
+            init = obj.__dict__.get('__init__')
+            if not inspect.isfunction(init):
+                continue
+            obj = init
+        if not inspect.isfunction(obj):
+            continue
+        kinds = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+        params = inspect.signature(obj).parameters.values()
+        yield name, obj, [p.name for p in params if p.name not in ('self', 'cls') and p.kind not in kinds]
+
+
+@pytest.mark.parametrize('module_name', MODULES)
+def test_every_public_parameter_has_a_note(module_name):
+    module = importlib.import_module(f'clipkit.{module_name}')
+    undocumented = []
+    for name, obj, params in _public(module):
+        notes = docments(obj)
+        undocumented += [f'{name}({p})' for p in params if not notes.get(p)]
+    assert undocumented == [], 'help() and show_doc show a note for every parameter'
+
+
+@pytest.mark.parametrize('module_name', MODULES)
+def test_every_public_function_has_a_docstring(module_name):
+    module = importlib.import_module(f'clipkit.{module_name}')
+    bare = [
+        name
+        for name in module.__all__
+        if callable(getattr(module, name)) and not getattr(module, name).__doc__
+    ]
+    assert bare == [], 'every public function and class says what it does'

@@ -1,0 +1,43 @@
+"""The README's five common jobs run as written, in order, on data this test writes where they expect it: an
+open_clip CSV of world pairs, and an image folder of world shapes split into train and test."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+from clipkit.data.world import WorldConfig, export_csv, make_pairs, to_pil, world_tasks
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _jobs():
+    "The code blocks of the README's five-jobs section, with their languages."
+    text = (ROOT / 'README.md').read_text()
+    section = text.split('## The five common jobs', 1)[1].split('\n## ', 1)[0]
+    return re.findall(r'```(python|bash)\n(.*?)```', section, re.S)
+
+
+def _write_data(folder: Path):
+    world = WorldConfig(shapes=('circle', 'square', 'star'), holdout=())
+    export_csv(make_pairs(world, 256, seed=0), folder / 'data', name='pairs.csv')
+    for split, seed in (('train', 1), ('test', 2)):
+        task = world_tasks(world, n_per_class=3, seed=seed, names=['shape'])['shape']
+        for i, (image, label) in enumerate(zip(task.images, task.labels.tolist())):
+            out = folder / 'data' / 'shapes' / split / task.classnames[label]
+            out.mkdir(parents=True, exist_ok=True)
+            to_pil(image).save(out / f'{i:04d}.png')
+
+
+def test_the_five_jobs_run_as_written(tmp_path):
+    jobs = _jobs()
+    assert len(jobs) == 5, 'the README shows five jobs'
+    _write_data(tmp_path)
+    (tmp_path / '.venv').symlink_to(Path(sys.executable).parents[1])
+    settings = f'[clipkit]\nstudies_dir = {ROOT / "nbs" / "studies"}\ncache_dir = {tmp_path / ".cache"}\n'
+    (tmp_path / 'settings.ini').write_text(settings)
+    for i, (language, code) in enumerate(jobs, 1):
+        command = [sys.executable, '-c', code] if language == 'python' else ['bash', '-c', code]
+        done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+        assert done.returncode == 0, f'job {i} runs as written:\n{code}\n{done.stderr[-3000:]}'
+    assert (tmp_path / 'checkpoints' / 'mine').is_dir(), 'job 1 saved its checkpoint'
+    assert (tmp_path / 'results' / 'quickstart-40' / 'metrics.json').is_file(), 'job 5 wrote its metrics'
