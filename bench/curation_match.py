@@ -8,7 +8,8 @@ bench/curation_match.py"""
 import time, random, string
 import numpy as np
 from clipkit.data.world import WorldConfig, make_pairs
-from clipkit.curation import Matcher, world_entries, normalize_text
+from clipkit.curation import Matcher, normalize_text
+from clipkit.data.world import world_entries
 
 
 def synthetic_entries(n, seed=0):

@@ -5,11 +5,11 @@ caption rewriting and concept counts: the data side of CLIP."""
 
 # %% ../nbs/08_curation.ipynb #04afcf2d
 from __future__ import annotations
-import re, string
+import string
 from pathlib import Path
 from types import SimpleNamespace
 import numpy as np, pandas as pd, torch, torch.nn.functional as F
-from .config import get_settings, fingerprint
+from .config import get_settings, fingerprint, get_seed
 from .features import extract, text_features, model_fingerprint, data_fingerprint
 
 # %% auto #0
@@ -17,7 +17,6 @@ __all__ = [
     'normalize_text',
     'Matcher',
     'read_entries',
-    'world_entries',
     'balance',
     'balance_report',
     'BalancedSampler',
@@ -28,8 +27,6 @@ __all__ = [
     'image_cluster_filter',
     'semdedup',
     'semdedup_sweep',
-    'world_paraphrase',
-    'world_rewrites',
     'rewrite',
     'caption_concept_counts',
     'image_concept_counts',
@@ -93,25 +90,6 @@ def read_entries(
     return list(dict.fromkeys(l.strip() for l in Path(path).read_text().splitlines() if l.strip()))
 
 
-def world_entries(
-    cfg,  # a WorldConfig
-) -> list:
-    """The embedded world's concept vocabulary: shapes and colours with their synonyms and plurals, and
-    colour-shape combinations."""
-    from clipkit.data.world import SHAPES, COLOR_SYNONYMS, PLURAL
-
-    shapes = [w for s in cfg.shapes for w in SHAPES[s]]
-    colors = [w for c in cfg.colors for w in COLOR_SYNONYMS.get(c, [c])]
-    return list(
-        dict.fromkeys(
-            shapes
-            + [PLURAL[w] for w in shapes if w in PLURAL]
-            + colors
-            + [f'{c} {s}' for c in colors for s in shapes]
-        )
-    )
-
-
 # %% ../nbs/08_curation.ipynb #d67e48dd
 def _uniform(seed: int, keys: np.ndarray, entries: np.ndarray) -> np.ndarray:
     "Uniform [0, 1) draws, a pure function of (seed, key, entry) (splitmix64)."
@@ -132,11 +110,12 @@ def balance(
     matches: tuple,  # CSR matches (indptr, entry ids) from Matcher.match_many
     counts: np.ndarray,  # captions matching each entry
     t: float,  # MetaCLIP's threshold: an entry keeps about t matches
-    seed: int = 0,  # seeds every draw; the settings' seed where None
+    seed: int | None = None,  # seeds every draw; the settings' seed where None
     keys: np.ndarray | None = None,  # a stable key per row; row numbers where None
 ) -> np.ndarray:
     """MetaCLIP balancing: keep-mask over pairs; `keys` (default: row numbers) make the draws independent of
     sharding."""
+    seed = get_seed(seed)
     ptr, ids = matches
     n = len(ptr) - 1
     keys = np.arange(n, dtype=np.int64) if keys is None else np.asarray(keys, dtype=np.int64)
@@ -175,8 +154,9 @@ class BalancedSampler(torch.utils.data.Sampler):
         matches: tuple,  # CSR matches (indptr, entry ids) from Matcher.match_many
         counts: np.ndarray,  # captions matching each entry
         t: float,  # MetaCLIP's threshold
-        seed: int = 0,  # seeds every draw; the settings' seed where None
+        seed: int | None = None,  # seeds every draw; the settings' seed where None
     ):
+        seed = get_seed(seed)
         self.matches, self.counts, self.t, self.seed, self.epoch = matches, counts, t, seed, 0
 
     def set_epoch(self, epoch: int):
@@ -253,10 +233,11 @@ def text_filter(
 def kmeans(
     x: torch.Tensor,  # (N, D) points
     k: int,  # clusters
-    seed: int = 0,  # seeds every draw; the settings' seed where None
+    seed: int | None = None,  # seeds every draw; the settings' seed where None
     iters: int = 20,  # Lloyd's iterations
 ) -> tuple:
     "Spherical k-means on normalised rows (k-means++ start): (centroids (k, D), assignment (N,))."
+    seed = get_seed(seed)
     x = F.normalize(torch.as_tensor(x).float(), dim=-1)
     g = torch.Generator().manual_seed(seed)
     n = len(x)
@@ -275,10 +256,11 @@ def image_cluster_filter(
     pool_emb: torch.Tensor,  # (N, D) pool image embeddings
     target_emb: torch.Tensor,  # (M, D) embeddings of the target images
     k: int = 100,  # clusters
-    seed: int = 0,  # seeds every draw; the settings' seed where None
+    seed: int | None = None,  # seeds every draw; the settings' seed where None
 ) -> np.ndarray:
     """Keep-mask: pool images in the k-means clusters nearest to some target image (DataComp's image-based
     filter)."""
+    seed = get_seed(seed)
     C, a = kmeans(pool_emb, k, seed)
     near = (F.normalize(torch.as_tensor(target_emb).float(), dim=-1) @ C.T).argmax(1).unique()
     return torch.isin(a, near).numpy()
@@ -289,11 +271,12 @@ def semdedup(
     emb: torch.Tensor,  # (N, D) normalised embeddings
     eps: float,  # remove an item within cosine 1 - eps of another
     k: int = 50,  # k-means clusters
-    seed: int = 0,  # seeds every draw; the settings' seed where None
+    seed: int | None = None,  # seeds every draw; the settings' seed where None
     assign: torch.Tensor | None = None,  # precomputed cluster ids
     centroids: torch.Tensor | None = None,  # precomputed centroids
 ) -> np.ndarray:
     "Keep-mask after semantic deduplication at threshold 1 - eps within k-means clusters."
+    seed = get_seed(seed)
     x = F.normalize(torch.as_tensor(emb).float(), dim=-1)
     if assign is None:
         centroids, assign = kmeans(x, k, seed)
@@ -314,9 +297,10 @@ def semdedup_sweep(
     emb,  # (N, D) normalised embeddings
     eps_list=(0.0, 0.001, 0.01, 0.05, 0.1),  # the thresholds to try
     k: int = 50,  # k-means clusters
-    seed: int = 0,  # seeds every draw; the settings' seed where None
+    seed: int | None = None,  # seeds every draw; the settings' seed where None
 ) -> pd.DataFrame:
     "How many points SemDeDup removes at each eps (one clustering for all)."
+    seed = get_seed(seed)
     C, a = kmeans(emb, k, seed)
     return pd.DataFrame(
         [
@@ -328,65 +312,6 @@ def semdedup_sweep(
 
 
 # %% ../nbs/08_curation.ipynb #98312a1f
-_PREFIXES = ('a photo of ', 'an image of ', 'a picture of ', 'there is ', 'there are ', 'a drawing of ')
-
-
-def world_paraphrase(
-    c: str,  # a world caption
-    rng: np.random.Generator,  # the numpy random Generator
-) -> str:
-    """One rule-based paraphrase of a world caption, from its text alone: template, synonyms, relation order,
-    size words."""
-    from clipkit.data.world import SHAPES, COLOR_SYNONYMS, INVERSE, PLURAL
-
-    syn = {w: g for g in list(SHAPES.values()) + list(COLOR_SYNONYMS.values()) if len(g) > 1 for w in g}
-    syn.update(
-        {PLURAL[w]: [PLURAL[x] for x in g if x in PLURAL] for w, g in list(syn.items()) if w in PLURAL}
-    )
-    core = c.strip().rstrip('.')
-    plural = core.startswith('there are ')
-    for p in _PREFIXES:
-        if core.startswith(p):
-            core = core[len(p) :]
-            break
-    core = re.sub(r' on an? \w+ background$', '', core)
-    for rel in sorted(INVERSE, key=len, reverse=True):
-        if f' {rel} ' in core and rng.random() < 0.5:
-            a, b = core.split(f' {rel} ', 1)
-            core = f'{b} {INVERSE[rel]} {a}'
-            break
-    words = [w for w in core.split() if not (w in ('small', 'large') and rng.random() < 0.5)]
-    words = [str(rng.choice(syn[w])) if w in syn and rng.random() < 0.5 else w for w in words]
-    core = ' '.join(words)
-    wrap = (
-        ['{}', 'there are {}', 'a photo of {}']
-        if plural or core.split()[0] in ('one', 'two', 'three')
-        else ['{}', 'a photo of {}', 'an image of {}', 'there is {}', 'a picture of {}']
-    )
-    return str(rng.choice(wrap)).format(core)
-
-
-def world_rewrites(
-    pairs,  # image-text Pairs
-    n: int = 3,  # rewrites per caption
-    seed: int = 0,  # seeds every draw; the settings' seed where None
-) -> list:
-    """For each world pair, up to n distinct paraphrases of its caption (the caption's own content, errors
-    included, as a language model would)."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for c in pairs.captions:
-        alts = []
-        for _ in range(6 * n):
-            a = world_paraphrase(c, rng)
-            if a != c and a not in alts:
-                alts.append(a)
-            if len(alts) == n:
-                break
-        out.append(alts)
-    return out
-
-
 def rewrite(
     pairs,  # image-text Pairs
     fn,  # caption -> list of rewrites (a language model, or rules)

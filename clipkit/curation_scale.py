@@ -5,6 +5,7 @@
 
 # %% ../nbs/08_curation.scale.ipynb #fe14e6c6
 from __future__ import annotations
+from .config import get_seed
 import functools
 from pathlib import Path
 import numpy as np, pandas as pd
@@ -159,11 +160,12 @@ def curate(
     entries: list,  # the metadata entries (concept strings) to match
     t: float,  # MetaCLIP's threshold
     out_dir,  # the folder to write into (created if missing)
-    seed: int = 0,  # seeds every draw; the settings' seed where None
+    seed: int | None = None,  # seeds every draw; the settings' seed where None
     map_fn=None,  # map_fn(f, *iterables) runs the maps; the builtin map where None
 ) -> dict:
     """MetaCLIP curation over shards: counts, report and the kept rows' files. `map_fn(f, *iterables)` runs
     the maps (default: serial)."""
+    seed = get_seed(seed)
     map_fn = map_fn or (lambda f, *its: list(map(f, *its)))
     n, ent = len(shards), tuple(entries)
     res = map_fn(count_shard, shards, [ent] * n, range(n))
@@ -190,9 +192,10 @@ def run_serial(
     entries,  # the metadata entries (concept strings) to match
     t,  # MetaCLIP's threshold
     out_dir,  # the folder to write into (created if missing)
-    seed: int = 0,  # seeds every draw; the settings' seed where None
+    seed: int | None = None,  # seeds every draw; the settings' seed where None
 ) -> dict:
     "Curation in this process."
+    seed = get_seed(seed)
     return curate(shards, entries, t, out_dir, seed)
 
 
@@ -201,10 +204,11 @@ def run_pool(
     entries,  # the metadata entries (concept strings) to match
     t,  # MetaCLIP's threshold
     out_dir,  # the folder to write into (created if missing)
-    seed: int = 0,  # seeds every draw; the settings' seed where None
+    seed: int | None = None,  # seeds every draw; the settings' seed where None
     workers: int = 2,  # processes in the pool
 ) -> dict:
     "Curation on a local process pool."
+    seed = get_seed(seed)
     from concurrent.futures import ProcessPoolExecutor
 
     with ProcessPoolExecutor(workers) as ex:
@@ -216,10 +220,11 @@ def run_dask(
     entries,  # the metadata entries (concept strings) to match
     t,  # MetaCLIP's threshold
     out_dir,  # the folder to write into (created if missing)
-    seed: int = 0,  # seeds every draw; the settings' seed where None
+    seed: int | None = None,  # seeds every draw; the settings' seed where None
     client=None,  # a dask.distributed Client
 ) -> dict:
     "Curation on a Dask cluster (the given client, or a LocalCluster for the call)."
+    seed = get_seed(seed)
     try:
         from dask.distributed import Client, LocalCluster
     except ImportError:

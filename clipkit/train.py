@@ -417,10 +417,11 @@ def train(
 # %% ../nbs/06_train.ipynb #c947a15b
 def task_pairs(
     task,  # a Task
-    seed: int = 0,  # seeds the choice of template per image
+    seed: int | None = None,  # seeds every draw; the settings' seed where None
 ):
     """Pairs of each image of a Task with a prompt of its class (a seeded random template), for FLYP-style
     fine-tuning."""
+    seed = get_seed(seed)
     from clipkit.data.world import Pairs
 
     rng = np.random.default_rng(seed)

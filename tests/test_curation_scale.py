@@ -3,8 +3,7 @@ shard included."""
 
 from pathlib import Path
 import pandas as pd, pytest
-from clipkit.data.world import WorldConfig, make_pairs
-from clipkit.curation import world_entries
+from clipkit.data.world import WorldConfig, make_pairs, world_entries
 from clipkit.curation_scale import write_shards, run_serial, run_dask, read_curated
 
 
@@ -25,12 +24,14 @@ def test_dask_equals_single_process(tmp_path):
         LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
         Client(cluster) as client,
     ):
-        assert len(client.scheduler_info()['workers']) == 2
+        assert len(client.scheduler_info()['workers']) == 2, 'the cluster has two workers'
         dk = run_dask(shards, ents, t=80, out_dir=tmp_path / 'dask', seed=3, client=client)
-    assert read_curated(ser).key.tolist() == read_curated(dk).key.tolist()
-    assert (ser['counts'] == dk['counts']).all()
-    assert ser['bad_rows'] == dk['bad_rows'] == 2
-    assert [Path(f['shard']).name for f in dk['failed_shards']] == ['broken.parquet']
-    assert 0 < len(read_curated(dk)) < 4000 - 2
+    assert read_curated(ser).key.tolist() == read_curated(dk).key.tolist(), 'Dask keeps the serial rows'
+    assert (ser['counts'] == dk['counts']).all(), 'and counts the same matches'
+    assert ser['bad_rows'] == 2, 'the two bad captions are counted'
+    assert dk['bad_rows'] == 2, 'by both executors'
+    failed = [Path(f['shard']).name for f in dk['failed_shards']]
+    assert failed == ['broken.parquet'], 'the broken shard is reported by name'
+    assert 0 < len(read_curated(dk)) < 4000 - 2, 'balancing keeps some rows, not all'
     other = run_serial(shards, ents, t=80, out_dir=tmp_path / 'other', seed=4)
-    assert read_curated(other).key.tolist() != read_curated(ser).key.tolist()  # the seed matters
+    assert read_curated(other).key.tolist() != read_curated(ser).key.tolist(), 'another seed keeps other rows'

@@ -82,10 +82,10 @@ def test_losses_see_the_global_batch(tmp_path):
     for case in CASES:
         l1, g1 = _loss(case, inp, torch.arange(B))
         l2, g2 = res[case]
-        assert abs(l1.item() - l2.item()) < 1e-5, (case, l1, l2)
+        assert abs(l1.item() - l2.item()) < 1e-5, f'{case}: two processes give the one-process loss'
         for a, b in zip(g1, g2):
             if a is not None:
-                assert torch.allclose(a, b, atol=1e-5), case
+                assert torch.allclose(a, b, atol=1e-5), f'{case}: and its gradients'
 
 
 def test_torchrun_training_equals_one_process(tmp_path):
@@ -114,7 +114,7 @@ def test_torchrun_training_equals_one_process(tmp_path):
         env=env,
         timeout=600,
     )
-    assert r1.returncode == 0, r1.stderr[-3000:]
+    assert r1.returncode == 0, f'one process trains:\n{r1.stderr[-3000:]}'
     r2 = subprocess.run(
         [
             str(exe / 'torchrun'),
@@ -131,8 +131,8 @@ def test_torchrun_training_equals_one_process(tmp_path):
         env=env,
         timeout=600,
     )
-    assert r2.returncode == 0, r2.stderr[-3000:]
-    assert '2 process(es)' in r2.stdout
+    assert r2.returncode == 0, f'torchrun trains:\n{r2.stderr[-3000:]}'
+    assert '2 process(es)' in r2.stdout, 'on two processes'
     from safetensors.torch import load_file
     import pandas as pd
 
@@ -141,6 +141,6 @@ def test_torchrun_training_equals_one_process(tmp_path):
         load_file(str(tmp_path / 'two/open_clip_model.safetensors')),
     )
     ha, hb = pd.read_csv(tmp_path / 'one/history.csv'), pd.read_csv(tmp_path / 'two/history.csv')
-    assert (ha.loss - hb.loss).abs().max() < 1e-4, (ha.loss.tolist(), hb.loss.tolist())
+    assert (ha.loss - hb.loss).abs().max() < 1e-4, 'two processes log the one-process losses'
     for k in a:
-        assert torch.allclose(a[k], b[k], atol=1e-4), k
+        assert torch.allclose(a[k], b[k], atol=1e-4), f'{k}: and end at the same weights'

@@ -35,18 +35,17 @@ def test_against_open_clip(B, D, dtype):
     ]:
         lo, gx, gy = _grads(ours, x, y, *args)
         lr, rx, ry = _grads(ref, x, y, *args)
-        assert (
-            abs(lo - lr) <= 1e-6 * max(1, abs(lr))
-            and (gx - rx).abs().max() < 1e-6
-            and (gy - ry).abs().max() < 1e-6
-        )
+        assert abs(lo - lr) <= 1e-6 * max(1, abs(lr)), 'the loss equals open_clip\'s'
+        assert (gx - rx).abs().max() < 1e-6, 'so does the gradient of the image features'
+        assert (gy - ry).abs().max() < 1e-6, 'and of the text features'
 
 
 def test_hand_checked_clip():
     "Two orthogonal pairs at scale 1: each row is softmax over [1, 0]."
     x = torch.eye(2)
     l = clip_loss(x, x, torch.tensor(1.0))
-    assert abs(l.item() - (-torch.log(torch.tensor(torch.e / (torch.e + 1)))).item()) < 1e-6
+    by_hand = -torch.log(torch.tensor(torch.e / (torch.e + 1))).item()
+    assert abs(l.item() - by_hand) < 1e-6, 'each row is the cross-entropy of softmax([1, 0])'
 
 
 @pytest.mark.parametrize('B', [3, 64])
@@ -58,7 +57,9 @@ def test_distill_against_open_clip(B):
     ref = lambda a, c: sum(ocl.DistillClipLoss()(a, c, torch.tensor(14.0), tx, ty, torch.tensor(50.0)))
     lo, gx, gy = _grads(ours, x, y)
     lr, rx, ry = _grads(ref, x, y)
-    assert abs(lo - lr) < 1e-6 and (gx - rx).abs().max() < 1e-6 and (gy - ry).abs().max() < 1e-6
+    assert abs(lo - lr) < 1e-6, "the distillation loss equals open_clip's DistillClipLoss summed"
+    assert (gx - rx).abs().max() < 1e-6, 'so does the gradient of the image features'
+    assert (gy - ry).abs().max() < 1e-6, 'and of the text features'
 
 
 def test_chunked_scale_and_bias_gradients():
@@ -73,4 +74,5 @@ def test_chunked_scale_and_bias_gradients():
         s, b = torch.tensor(10.0, requires_grad=True), torch.tensor(-10.0, requires_grad=True)
         siglip_loss(x, y, s, b, chunk=chunk).backward()
         out.append((s.grad, b.grad))
-    assert torch.allclose(out[0][0], out[1][0], atol=1e-6) and torch.allclose(out[0][1], out[1][1], atol=1e-6)
+    assert torch.allclose(out[0][0], out[1][0], atol=1e-6), 'the chunked scale gradient equals the plain one'
+    assert torch.allclose(out[0][1], out[1][1], atol=1e-6), 'so does the bias gradient'

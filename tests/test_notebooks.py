@@ -9,7 +9,7 @@ NOTEBOOKS = sorted((ROOT / 'nbs').glob('*.ipynb'))
 
 
 def test_there_are_notebooks():
-    assert len(NOTEBOOKS) >= 8, NOTEBOOKS
+    assert len(NOTEBOOKS) >= 8, 'the module notebooks are found'
 
 
 @pytest.mark.parametrize('nb', NOTEBOOKS, ids=lambda p: p.stem)

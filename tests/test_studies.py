@@ -37,16 +37,16 @@ TINY = {
 
 
 def test_studies_are_excluded_from_nbdev_test():
-    assert (ROOT / 'nbs' / 'studies' / '.notest').exists()
+    assert (ROOT / 'nbs' / 'studies' / '.notest').exists(), 'nbdev-test skips the studies folder'
 
 
 @pytest.mark.parametrize('nb', STUDIES, ids=lambda p: p.stem)
 def test_study_runs(nb, tmp_path):
     assert nb.stem in TINY, f'add tiny parameters for {nb.stem} to tests/test_studies.py'
     dest = run_study(nb, TINY[nb.stem], tmp_path, progress=False)
-    assert dest.is_file()
+    assert dest.is_file(), 'the executed notebook is written'
     if (tmp_path / 'metrics.json').exists():
-        json.loads((tmp_path / 'metrics.json').read_text())  # strict JSON
+        json.loads((tmp_path / 'metrics.json').read_text())  # strict JSON: loads without error
 
 
 def test_quickstart_metrics(tmp_path):
@@ -64,26 +64,29 @@ def test_quickstart_metrics(tmp_path):
     for k, v in {**TINY['quickstart'], 'steps': 7, 'out_dir': str(tmp_path)}.items():
         args += ['-p', k, str(v)]
     r = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=900)
-    assert r.returncode == 0, r.stderr[-4000:]
+    assert r.returncode == 0, f'plain papermill runs the quickstart:\n{r.stderr[-4000:]}'
     m = json.loads(
         (tmp_path / 'metrics.json').read_text(), parse_constant=lambda c: pytest.fail(f'non-strict JSON: {c}')
     )
-    assert m['steps'] == 7 and m['train_seconds'] > 0
+    assert m['steps'] == 7, 'the parameter given with -p reached the notebook'
+    assert m['train_seconds'] > 0, 'the training time is recorded'
     for task in ('shape', 'color', 'shape_color', 'count', 'relation', 'ood_style', 'novel_combos'):
-        assert 0 <= m['zero_shot'][task]['top1'] <= 1, task
-    assert m['zero_shot']['count']['top5'] is None  # 3 classes: no top-5
+        assert 0 <= m['zero_shot'][task]['top1'] <= 1, f'{task}: a top-1 accuracy for every task'
+    assert m['zero_shot']['count']['top5'] is None, '3 classes have no top-5'
     for d in ('image_to_text', 'text_to_image'):
         for k in (1, 5, 10):
-            assert 0 <= m['retrieval'][f'{d}_R@{k}'] <= 1
+            assert 0 <= m['retrieval'][f'{d}_R@{k}'] <= 1, f'{d} R@{k}: a recall for both directions'
     for f in ('loss.png', 'similarity.png', 'per_class.png', 'results.csv', 'results.json'):
-        assert (tmp_path / f).is_file(), f
+        assert (tmp_path / f).is_file(), f'{f} is written'
 
 
 def test_cli_list_and_failure(tmp_path):
     exe = Path(sys.executable).parent / 'clipkit'
     r = subprocess.run([str(exe), 'study', 'list'], cwd=ROOT, capture_output=True, text=True)
-    assert r.returncode == 0 and 'quickstart' in r.stdout and 'steps = 600' in r.stdout
-    assert 'quickstart' in list_studies()
+    assert r.returncode == 0, 'study list succeeds'
+    assert 'quickstart' in r.stdout, 'it names the quickstart study'
+    assert 'steps = 600' in r.stdout, 'and shows its parameters'
+    assert 'quickstart' in list_studies(), 'the Python function lists it too'
     r = subprocess.run(
         [
             str(exe),
@@ -102,9 +105,11 @@ def test_cli_list_and_failure(tmp_path):
         text=True,
         timeout=600,
     )
-    assert r.returncode != 0 and 'no-such-model' in r.stderr
-    assert (tmp_path / 'quickstart.ipynb').is_file()  # the failed run keeps its output notebook
+    assert r.returncode != 0, 'a failing study exits non-zero'
+    assert 'no-such-model' in r.stderr, 'and says what failed'
+    assert (tmp_path / 'quickstart.ipynb').is_file(), 'the failed run keeps its output notebook'
     r = subprocess.run(
         [str(exe), 'study', 'run', 'quickstart', '-p', 'stepz=3'], cwd=ROOT, capture_output=True, text=True
     )
-    assert r.returncode != 0 and 'stepz' in r.stderr
+    assert r.returncode != 0, 'an unknown parameter fails'
+    assert 'stepz' in r.stderr, 'and the message names it'

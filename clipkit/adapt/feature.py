@@ -30,7 +30,6 @@ __all__ = [
     'zpe',
     'ZPE',
     'read_descriptors',
-    'world_descriptors',
 ]
 
 
@@ -538,20 +537,3 @@ def read_descriptors(
             f"{missing[:5]}{' ...' if len(missing) > 5 else ''}"
         )
     return {c: [template.format(c=c, d=x) for x in d[c]] for c in classnames}
-
-
-_SHAPE_WORDS = {
-    'circle': ['is round', 'is a disk'],
-    'square': ['has four corners', 'is a box'],
-    'triangle': ['has three corners', 'points up'],
-    'diamond': ['is a rhombus', 'stands on a corner'],
-    'cross': ['is a plus', 'has four arms'],
-    'star': ['has five points', 'is a star'],
-}
-
-
-def world_descriptors(
-    classnames: list,  # the class names, in label order
-) -> dict:
-    "Descriptors for the world's 'colour shape' classes, from its grammar's own words."
-    return {c: [f'is {c.split()[0]}'] + _SHAPE_WORDS.get(c.split()[-1], []) for c in classnames}

@@ -5,6 +5,7 @@ CLIP-blind pairs, and accuracy against pretraining frequency."""
 
 # %% ../../nbs/10_analysis.probes.ipynb #6bd260fd
 from __future__ import annotations
+from ..config import get_seed
 import numpy as np, pandas as pd, torch, torch.nn.functional as F
 from ..data.world import WorldConfig, sample_scenes, render, RELATIONS
 from ..features import image_features, text_features
@@ -51,7 +52,7 @@ def minimal_pairs(
     cfg: WorldConfig,  # a WorldConfig
     n: int = 200,  # items
     kind: str = 'attribute',  # 'attribute' or 'relation' swaps
-    seed: int = 0,  # seeds every draw; the settings' seed where None
+    seed: int = 0,  # which draw of the world; a fixed default keeps the set the same
     style: str | None = 'plain',  # the world's background style of the scenes
 ) -> dict:
     "Winoground-style items: images0/images1 (uint8) and captions0/captions1, made of the same words."
@@ -129,7 +130,7 @@ NEG_TYPES = ('replace-att', 'replace-obj', 'replace-rel', 'swap-att', 'swap-obj'
 def hard_negatives(
     cfg: WorldConfig,  # a WorldConfig
     n: int = 200,  # items
-    seed: int = 0,  # seeds every draw; the settings' seed where None
+    seed: int = 0,  # which draw of the world; a fixed default keeps the set the same
     style: str | None = 'plain',  # the world's background style of the scenes
 ) -> dict:
     "Images, true captions and one hard negative of every type per image."
@@ -214,7 +215,7 @@ def association_scenes(
     partner: str = 'star',  # the associated shape
     control: str = 'square',  # the control shape
     assoc_color: str = 'yellow',  # the partner's associated colour
-    seed: int = 0,  # seeds every draw; the settings' seed where None
+    seed: int = 0,  # which draw of the world; a fixed default keeps the set the same
     style: str | None = 'plain',  # the world's background style of the scenes
 ) -> dict:
     """Paired scenes: the query object beside the associated partner (not in its colour), and beside a control
@@ -340,10 +341,11 @@ def plot_blind(
     clip_min: float = 0.95,  # the CLIP threshold
     ref_max: float = 0.5,  # the reference threshold
     n: int = 4000,  # points to plot
-    seed: int = 0,  # seeds every draw; the settings' seed where None
+    seed: int | None = None,  # seeds every draw; the settings' seed where None
     ax=None,  # the matplotlib axes to draw on (a new figure where None)
 ):
     "Reference against CLIP similarity for random pairs, the blind region shaded, the pairs found marked."
+    seed = get_seed(seed)
     import matplotlib.pyplot as plt
 
     g = torch.Generator().manual_seed(seed)

@@ -5,6 +5,7 @@ distribution scores with AUROC and FPR95, and effective robustness over a set of
 
 # %% ../../nbs/10_analysis.reliability.ipynb #409fcaf1
 from __future__ import annotations
+from ..config import get_seed
 import math
 import numpy as np, pandas as pd, torch, torch.nn as nn, torch.nn.functional as F
 
@@ -232,10 +233,11 @@ def train_closed_world(
     epochs: int = 15,  # passes over the images
     lr: float = 3e-3,  # Adam's learning rate
     batch_size: int = 128,  # images per step
-    seed: int = 0,  # seeds every draw; the settings' seed where None
+    seed: int | None = None,  # seeds every draw; the settings' seed where None
 ) -> nn.Module:
     """A small CNN trained from scratch on uint8 images (N, 3, H, W); returns the model (eval mode, logits
     output)."""
+    seed = get_seed(seed)
     torch.manual_seed(seed)
     y = torch.as_tensor(labels).long()
     net = nn.Sequential(

@@ -5,6 +5,7 @@ folders and torchvision datasets; few-shot and base/novel splits."""
 
 # %% ../../nbs/02_data.sources.ipynb #29a7df37
 from __future__ import annotations
+from ..config import get_seed
 import csv, io, tarfile, warnings
 from collections import defaultdict
 from pathlib import Path
@@ -227,12 +228,13 @@ def torchvision_task(
 def few_shot_indices(
     labels,  # (N,) integer class labels
     k: int,  # shots per class
-    seed: int = 0,  # seeds the draw
+    seed: int | None = None,  # seeds every draw; the settings' seed where None
     val_k: int | None = None,  # validation images per class; min(k, 4) where None
     classnames: list | None = None,  # for error messages
     name: str = 'task',  # the task's name, for error messages
 ) -> tuple:
     "Positions of K shots per class and of a disjoint validation split of min(K, 4) per class: (train, val)."
+    seed = get_seed(seed)
     if k < 1:
         raise ValueError(f"few_shot: k must be >= 1, got {k}")
     val_k = min(k, 4) if val_k is None else val_k
@@ -255,10 +257,11 @@ def few_shot_indices(
 def few_shot(
     task: Task,  # a Task
     k: int,  # shots per class
-    seed: int = 0,  # seeds the draw
+    seed: int | None = None,  # seeds every draw; the settings' seed where None
     val_k: int | None = None,  # validation images per class; min(k, 4) where None
 ) -> tuple:
     "K shots per class and a disjoint few-shot validation split of min(K, 4) per class: (train, val) Tasks."
+    seed = get_seed(seed)
     tr, va = few_shot_indices(task.labels.numpy(), k, seed, val_k, task.classnames, task.name)
     return task.subset(tr, f'{task.name}_{k}shot'), task.subset(va, f'{task.name}_{k}shot_val')
 

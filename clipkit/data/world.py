@@ -5,9 +5,10 @@ seed."""
 
 # %% ../../nbs/01_data.world.ipynb #02bffdf1
 from __future__ import annotations
-import math
+import math, re
 from dataclasses import dataclass, field, replace
 import numpy as np, pandas as pd, torch
+from ..config import get_seed
 from ..types import Pairs, Task
 
 # %% auto #0
@@ -31,6 +32,10 @@ __all__ = [
     'sample_scenes',
     'render',
     'caption',
+    'world_entries',
+    'world_paraphrase',
+    'world_rewrites',
+    'world_descriptors',
     'make_pairs',
     'show_pairs',
     'world_tasks',
@@ -431,6 +436,99 @@ def caption(
     return f'{objs[0]}, {objs[1]} and {objs[2]}'
 
 
+# %% ../../nbs/01_data.world.ipynb #85fbf940
+def world_entries(
+    cfg,  # a WorldConfig
+) -> list:
+    """The embedded world's concept vocabulary: shapes and colours with their synonyms and plurals, and
+    colour-shape combinations."""
+    shapes = [w for s in cfg.shapes for w in SHAPES[s]]
+    colors = [w for c in cfg.colors for w in COLOR_SYNONYMS.get(c, [c])]
+    return list(
+        dict.fromkeys(
+            shapes
+            + [PLURAL[w] for w in shapes if w in PLURAL]
+            + colors
+            + [f'{c} {s}' for c in colors for s in shapes]
+        )
+    )
+
+
+_PREFIXES = ('a photo of ', 'an image of ', 'a picture of ', 'there is ', 'there are ', 'a drawing of ')
+
+
+def world_paraphrase(
+    c: str,  # a world caption
+    rng: np.random.Generator,  # the numpy random Generator
+) -> str:
+    """One rule-based paraphrase of a world caption, from its text alone: template, synonyms, relation order,
+    size words."""
+    syn = {w: g for g in list(SHAPES.values()) + list(COLOR_SYNONYMS.values()) if len(g) > 1 for w in g}
+    syn.update(
+        {PLURAL[w]: [PLURAL[x] for x in g if x in PLURAL] for w, g in list(syn.items()) if w in PLURAL}
+    )
+    core = c.strip().rstrip('.')
+    plural = core.startswith('there are ')
+    for p in _PREFIXES:
+        if core.startswith(p):
+            core = core[len(p) :]
+            break
+    core = re.sub(r' on an? \w+ background$', '', core)
+    for rel in sorted(INVERSE, key=len, reverse=True):
+        if f' {rel} ' in core and rng.random() < 0.5:
+            a, b = core.split(f' {rel} ', 1)
+            core = f'{b} {INVERSE[rel]} {a}'
+            break
+    words = [w for w in core.split() if not (w in ('small', 'large') and rng.random() < 0.5)]
+    words = [str(rng.choice(syn[w])) if w in syn and rng.random() < 0.5 else w for w in words]
+    core = ' '.join(words)
+    wrap = (
+        ['{}', 'there are {}', 'a photo of {}']
+        if plural or core.split()[0] in ('one', 'two', 'three')
+        else ['{}', 'a photo of {}', 'an image of {}', 'there is {}', 'a picture of {}']
+    )
+    return str(rng.choice(wrap)).format(core)
+
+
+def world_rewrites(
+    pairs,  # image-text Pairs
+    n: int = 3,  # rewrites per caption
+    seed: int | None = None,  # seeds every draw; the settings' seed where None
+) -> list:
+    """For each world pair, up to n distinct paraphrases of its caption (the caption's own content, errors
+    included, as a language model would)."""
+    seed = get_seed(seed)
+    rng = np.random.default_rng(seed)
+    out = []
+    for c in pairs.captions:
+        alts = []
+        for _ in range(6 * n):
+            a = world_paraphrase(c, rng)
+            if a != c and a not in alts:
+                alts.append(a)
+            if len(alts) == n:
+                break
+        out.append(alts)
+    return out
+
+
+_SHAPE_WORDS = {
+    'circle': ['is round', 'is a disk'],
+    'square': ['has four corners', 'is a box'],
+    'triangle': ['has three corners', 'points up'],
+    'diamond': ['is a rhombus', 'stands on a corner'],
+    'cross': ['is a plus', 'has four arms'],
+    'star': ['has five points', 'is a star'],
+}
+
+
+def world_descriptors(
+    classnames: list,  # the class names, in label order
+) -> dict:
+    "Descriptors for the world's 'colour shape' classes, from its grammar's own words."
+    return {c: [f'is {c.split()[0]}'] + _SHAPE_WORDS.get(c.split()[-1], []) for c in classnames}
+
+
 # %% ../../nbs/01_data.world.ipynb #3ea9df7a
 def make_pairs(
     cfg: WorldConfig,  # the world's knobs
@@ -626,7 +724,7 @@ def world_retrieval(
     cfg: WorldConfig,  # the world's knobs
     n_images: int = 200,  # images in the split
     captions_per_image: int = 5,  # independently written captions per image
-    seed: int = 2000,  # seeds every draw; the settings' seed where None
+    seed: int = 2000,  # which draw of the world; a fixed default keeps the set the same
 ) -> RetrievalSet:
     "A retrieval split of the world with several independently written captions per image."
     p = make_pairs(replace(cfg, caption_noise=0, duplicate_rate=0), n_images, seed=seed)
