@@ -15,6 +15,7 @@ from .features import extract, text_features, model_fingerprint, data_fingerprin
 # %% auto #0
 __all__ = [
     'normalize_text',
+    'metaclip_spacing',
     'Matcher',
     'read_entries',
     'balance',
@@ -22,11 +23,11 @@ __all__ = [
     'BalancedSampler',
     'pair_scores',
     'score_filter',
+    'plural',
     'text_filter',
     'kmeans',
     'image_cluster_filter',
     'semdedup',
-    'semdedup_sweep',
     'rewrite',
     'caption_concept_counts',
     'image_concept_counts',
@@ -44,19 +45,39 @@ def normalize_text(
     return ' ' + ' '.join(s.lower().translate(_PUNCT).split()) + ' '
 
 
+_METACLIP_WRAP = (',', '.', ';', ':', '?', '!', '`')  # the only characters MetaCLIP's spacing() pads
+
+
+def metaclip_spacing(
+    s: str,  # a caption
+) -> str:
+    "MetaCLIP's spacing(): padded, , . ; : ? ! ` spaced out, tabs and line breaks to spaces, case kept."
+    spaced = f' {s} '
+    for mark in _METACLIP_WRAP:
+        spaced = spaced.replace(mark, f' {mark} ')
+    for blank in ('\t', '\n', '\r'):
+        spaced = spaced.replace(blank, ' ')
+    return spaced
+
+
 class Matcher:
     "Whole-token substring matching of captions against metadata entries (Aho-Corasick)."
 
     def __init__(
         self,
         entries: list,  # the metadata entries (concept strings) to match
+        spacing: str = 'metaclip',  # 'metaclip' (official) or 'normalized' (lower case, all punctuation)
     ):
         import ahocorasick
 
+        if spacing not in ('metaclip', 'normalized'):
+            raise ValueError(f"Matcher: spacing must be 'metaclip' or 'normalized', got {spacing!r}")
+        self.spacing = spacing
+        self.space = metaclip_spacing if spacing == 'metaclip' else normalize_text
         self.entries = list(dict.fromkeys(e for e in entries if e and e.strip()))
         self.A = ahocorasick.Automaton()
         for i, e in enumerate(self.entries):
-            self.A.add_word(normalize_text(e), i)
+            self.A.add_word(f' {e} ' if spacing == 'metaclip' else normalize_text(e), i)
         if not self.entries:
             raise ValueError("Matcher: no entries")
         self.A.make_automaton()
@@ -66,7 +87,7 @@ class Matcher:
 
     def match(self, caption: str) -> list:
         "Ids of the entries found in one caption (each once)."
-        return sorted({i for _, i in self.A.iter(normalize_text(caption))})
+        return sorted({i for _, i in self.A.iter(self.space(caption))})
 
     def match_many(self, captions) -> tuple:
         """CSR matches of many captions: (indptr (N+1,), entry ids); a missing or non-text caption has no
@@ -74,7 +95,7 @@ class Matcher:
         ptr, ids = [0], []
         for c in captions:
             if isinstance(c, str):
-                ids.extend({i for _, i in self.A.iter(normalize_text(c))})
+                ids.extend({i for _, i in self.A.iter(self.space(c))})
             ptr.append(len(ids))
         return np.asarray(ptr, dtype=np.int64), np.asarray(ids, dtype=np.int64)
 
@@ -221,12 +242,28 @@ def score_filter(
 
 
 # %% ../nbs/08_curation.ipynb #f07857d0
+def plural(
+    phrase: str,  # a noun phrase; its last word is made plural
+) -> str:
+    "The regular English plural of a phrase's last word: star -> stars, box -> boxes, daisy -> daisies."
+    head, _, word = phrase.rpartition(' ')
+    if word.endswith(('s', 'x', 'z', 'ch', 'sh')):
+        word = word + 'es'
+    elif word.endswith('y') and len(word) > 1 and word[-2] not in 'aeiou':
+        word = word[:-1] + 'ies'
+    else:
+        word = word + 's'
+    return f'{head} {word}' if head else word
+
+
 def text_filter(
     captions,  # the caption strings
-    concepts: list,  # the concept strings to count
+    concepts: list,  # the concept strings to look for
+    plurals: bool = True,  # also match each concept's regular plural (captions say 'two circles')
 ) -> np.ndarray:
-    "Keep-mask: captions that mention any of the concepts (whole tokens)."
-    ptr, _ = Matcher(concepts).match_many(captions)
+    "Keep-mask: captions that mention any of the concepts (whole tokens), in the singular or the plural."
+    entries = list(concepts) + ([plural(c) for c in concepts] if plurals else [])
+    ptr, _ = Matcher(entries, spacing='normalized').match_many(captions)  # DataComp lower-cases captions
     return np.diff(ptr) > 0
 
 
@@ -269,13 +306,16 @@ def image_cluster_filter(
 # %% ../nbs/08_curation.ipynb #6dae57a2
 def semdedup(
     emb: torch.Tensor,  # (N, D) normalised embeddings
-    eps: float,  # remove an item within cosine 1 - eps of another
+    eps: float,  # remove an item within cosine 1 - eps of an earlier one
     k: int = 50,  # k-means clusters
     seed: int | None = None,  # seeds every draw; the settings' seed where None
     assign: torch.Tensor | None = None,  # precomputed cluster ids
     centroids: torch.Tensor | None = None,  # precomputed centroids
+    compare: str = 'all',  # 'all' earlier items (official) or only the 'kept' ones (a variant: keeps more)
 ) -> np.ndarray:
     "Keep-mask after semantic deduplication at threshold 1 - eps within k-means clusters."
+    if compare not in ('all', 'kept'):
+        raise ValueError(f"semdedup: compare must be 'all' (official) or 'kept', got {compare!r}")
     seed = get_seed(seed)
     x = F.normalize(torch.as_tensor(emb).float(), dim=-1)
     if assign is None:
@@ -285,30 +325,16 @@ def semdedup(
         idx = torch.nonzero(assign == c)[:, 0]
         order = idx[(x[idx] @ centroids[c]).argsort()]  # farthest from the centroid first
         S = x[order] @ x[order].T
-        kept = []
-        for j in range(len(order)):
-            if not kept or S[j, kept].max() <= 1 - eps:
-                kept.append(j)
+        if compare == 'all':
+            nearest_earlier = torch.triu(S, diagonal=1).max(0).values  # max over i < j; 0 for the first item
+            kept = torch.nonzero(nearest_earlier <= 1 - eps)[:, 0].tolist()
+        else:
+            kept = []
+            for j in range(len(order)):
+                if not kept or S[j, kept].max() <= 1 - eps:
+                    kept.append(j)
         keep[order[kept].numpy()] = True
     return keep
-
-
-def semdedup_sweep(
-    emb,  # (N, D) normalised embeddings
-    eps_list=(0.0, 0.001, 0.01, 0.05, 0.1),  # the thresholds to try
-    k: int = 50,  # k-means clusters
-    seed: int | None = None,  # seeds every draw; the settings' seed where None
-) -> pd.DataFrame:
-    "How many points SemDeDup removes at each eps (one clustering for all)."
-    seed = get_seed(seed)
-    C, a = kmeans(emb, k, seed)
-    return pd.DataFrame(
-        [
-            {'eps': e, 'kept': int(m.sum()), 'removed': int((~m).sum()), 'removed_share': float((~m).mean())}
-            for e in eps_list
-            for m in [semdedup(emb, e, assign=a, centroids=C)]
-        ]
-    )
 
 
 # %% ../nbs/08_curation.ipynb #98312a1f

@@ -49,32 +49,48 @@ def zero_shot_eval(
 
 
 # %% ../nbs/07_eval.ipynb #deaa38f1
+def _found_in_topk(scores, correct, k, ties):
+    "Whether each query row of `scores` has a correct column among its top k (under the tie rule)."
+    if ties == 'clip_benchmark':
+        top = scores.topk(min(k, scores.shape[1]), dim=1).indices
+        return correct.gather(1, top).any(1)
+    best = scores.masked_fill(~correct, float('-inf')).max(1, keepdim=True).values
+    if ties == 'optimistic':
+        return ((scores > best) & ~correct).sum(1) < k
+    return ((scores >= best) & ~correct).sum(1) < k  # pessimistic: every tie ranks ahead
+
+
 def retrieval_metrics(
     image_emb: torch.Tensor,  # (N, D) normalised image embeddings
-    text_emb: torch.Tensor,  # normalised (N, D) and (M, D)
+    text_emb: torch.Tensor,  # (M, D) normalised text embeddings
     caption_image: torch.Tensor,  # (M,) the image index of each caption
     ks=(1, 5, 10),  # the k of each Recall@k
     chunk: int = 1024,  # query rows per block
+    ties: str = 'clip_benchmark',  # 'clip_benchmark' (torch.topk decides), 'optimistic' or 'pessimistic'
 ) -> dict:
     "Recall@k in both directions, named `image_to_text_R@k` and `text_to_image_R@k`."
+    if ties not in ('clip_benchmark', 'optimistic', 'pessimistic'):
+        raise ValueError(
+            f"retrieval_metrics: ties must be 'clip_benchmark', 'optimistic' or 'pessimistic', got {ties!r}"
+        )
     caption_image = torch.as_tensor(caption_image)
     N, M = len(image_emb), len(text_emb)
-    t2i = torch.empty(M, dtype=torch.long)
+    t2i = {k: [] for k in ks}
     for s in range(0, M, chunk):
-        sc = text_emb[s : s + chunk] @ image_emb.T
-        pos = sc.gather(1, caption_image[s : s + chunk, None])
-        t2i[s : s + chunk] = (sc > pos).sum(1)
-    i2t = torch.empty(N, dtype=torch.long)
-    owner = caption_image[None, :]
+        scores = text_emb[s : s + chunk] @ image_emb.T
+        correct = caption_image[s : s + chunk, None] == torch.arange(N)[None, :]
+        for k in ks:
+            t2i[k].append(_found_in_topk(scores, correct, k, ties))
+    i2t = {k: [] for k in ks}
     for s in range(0, N, chunk):
-        sc = image_emb[s : s + chunk] @ text_emb.T
-        mine = owner == torch.arange(s, min(s + chunk, N))[:, None]
-        best = sc.masked_fill(~mine, float('-inf')).max(1, keepdim=True).values
-        i2t[s : s + chunk] = ((sc > best) & ~mine).sum(1)
+        scores = (text_emb @ image_emb[s : s + chunk].T).T  # CLIP_benchmark transposes the text-image scores
+        correct = caption_image[None, :] == torch.arange(s, min(s + chunk, N))[:, None]
+        for k in ks:
+            i2t[k].append(_found_in_topk(scores, correct, k, ties))
     out = {}
     for k in ks:
-        out[f'image_to_text_R@{k}'] = (i2t < k).float().mean().item()
-        out[f'text_to_image_R@{k}'] = (t2i < k).float().mean().item()
+        out[f'image_to_text_R@{k}'] = torch.cat(i2t[k]).float().mean().item()
+        out[f'text_to_image_R@{k}'] = torch.cat(t2i[k]).float().mean().item()
     return out
 
 

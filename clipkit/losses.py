@@ -447,10 +447,12 @@ LOSSES = {
             'multi_positive', multi_positive_loss, _CLIP_T, needs=('groups',), paper='Khosla et al. 2020'
         ),
         LossSpec('siglip', siglip_loss, 10.0, -10.0, paper='Zhai et al. 2023'),
-        LossSpec('infoloob', infoloob_loss, _CLIP_T, paper='Fürst et al. 2022'),
+        LossSpec('infoloob', infoloob_loss, 30.0, learn_scale=False, paper='Fürst et al. 2022'),
         LossSpec('cloob', cloob_loss, 30.0, learn_scale=False, paper='Fürst et al. 2022'),
-        LossSpec('dcl', dcl_loss, _CLIP_T, paper='Yeh et al. 2022'),
-        LossSpec('dclw', dcl_loss, _CLIP_T, defaults={'weighted': True}, paper='Yeh et al. 2022'),
+        LossSpec('dcl', dcl_loss, 10.0, learn_scale=False, paper='Yeh et al. 2022'),
+        LossSpec(
+            'dclw', dcl_loss, 10.0, learn_scale=False, defaults={'weighted': True}, paper='Yeh et al. 2022'
+        ),
         LossSpec('cyclip', cyclip_loss, _CLIP_T, paper='Goel et al. 2022'),
         LossSpec('cwcl', cwcl_loss, _CLIP_T, needs=('frozen',), paper='Srinivasa et al. 2023'),
         LossSpec('gap', gap_loss, _CLIP_T, paper='Wang & Isola 2020; Fahim et al. 2024'),

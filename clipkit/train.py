@@ -57,7 +57,7 @@ class TrainConfig:
     grad_checkpointing: bool = False  # recompute tower activations in the backward pass to save memory
     grad_accum: int = 1  # micro-batches per step; the loss still sees the whole batch
     max_logit_scale: float = 100.0  # the exponentiated scale is clamped here after each step
-    sparse_embedding: bool = True  # update only the token-table rows in the batch (SparseAdam)
+    sparse_embedding: bool = True  # SparseAdam on the batch's token-table rows (no weight decay on the table)
     eval_every: int = 0  # call eval_fn every N steps (0: only at the end)
     ckpt_every: int = 0  # checkpoint every N steps into ckpt_dir (0: never)
     ckpt_dir: str | None = None  # folder of the checkpoints (`ckpt_dir/last/`)

@@ -141,3 +141,22 @@ def test_every_public_function_has_a_docstring(module_name):
         if callable(getattr(module, name)) and not getattr(module, name).__doc__
     ]
     assert bare == [], 'every public function and class says what it does'
+
+
+@pytest.mark.parametrize('name', ['infoloob', 'cloob', 'dcl', 'dclw'])
+def test_losses_without_the_positive_keep_the_paper_scale(name):
+    spec = clipkit.LOSSES[name]
+    torch.manual_seed(0)
+    model, tok, _ = create('tiny-rn', loss=name)
+    cfg = TrainConfig(steps=6, batch_size=64, warmup=1, lr=1e-2, loss=name, progress=False)
+    history = train(model, tok, make_pairs(WORLD, 256, seed=0), cfg)
+    assert not spec.learn_scale, 'the registry records the scale as fixed'
+    assert history.logit_scale.sub(spec.init_scale).abs().max() < 1e-3, 'training keeps it at the paper value'
+
+
+def test_a_learned_scale_moves():
+    torch.manual_seed(0)
+    model, tok, _ = create('tiny-rn', loss='clip')
+    cfg = TrainConfig(steps=6, batch_size=64, warmup=1, lr=1e-2, loss='clip', progress=False)
+    history = train(model, tok, make_pairs(WORLD, 256, seed=0), cfg)
+    assert history.logit_scale.sub(1 / 0.07).abs().max() > 1e-3, 'the control: CLIP learns its scale'

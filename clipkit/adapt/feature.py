@@ -20,6 +20,7 @@ __all__ = [
     'Adapter',
     'ZeroShot',
     'LinearProbe',
+    'tip_logits',
     'TipAdapter',
     'TipAdapterF',
     'GDA',
@@ -257,6 +258,19 @@ class LinearProbe(Adapter):
 
 
 # %% ../../nbs/09_adapt.feature.ipynb #b7b0464a
+def tip_logits(
+    Q: torch.Tensor,  # (N, D) normalised query features
+    T: torch.Tensor,  # (C, D) zero-shot class weights
+    keys: torch.Tensor,  # (NK, D) cache keys (the support features, or Tip-Adapter-F's trained keys)
+    values: torch.Tensor,  # (NK, C) one-hot labels of the keys
+    alpha: float,  # weight of the cache logits
+    beta: float,  # sharpness of the affinities
+) -> torch.Tensor:
+    "Tip-Adapter's logits: zero-shot logits plus alpha times the cache's affinity-weighted labels."
+    affinity = Q @ keys.T
+    return 100 * Q @ T.T + alpha * torch.exp(-beta * (1 - affinity)) @ values
+
+
 @register
 class TipAdapter(Adapter):
     "Training-free cache model over the support set, blended with zero-shot logits."
@@ -266,11 +280,11 @@ class TipAdapter(Adapter):
     infer_grid = {'alpha': [0.1, 0.5, 1.0, 2.0, 5.0], 'beta': [1.0, 3.0, 5.5, 8.0, 12.0]}
 
     def _fit(self, X, y, T, val):
-        self.keys, self.values = X.clone(), F.one_hot(y, self.C).float()
+        self.keys = X.clone()
+        self.values = F.one_hot(y, self.C).to(X.dtype)
 
     def _logits(self, Q, T, classnames=None):
-        A = torch.exp(-self.hp['beta'] * (1 - Q @ self.keys.T))
-        return 100 * Q @ T.T + self.hp['alpha'] * A @ self.values
+        return tip_logits(Q, T, self.keys, self.values, self.hp['alpha'], self.hp['beta'])
 
     def _state(self):
         return self.keys.clone()
@@ -289,17 +303,20 @@ class TipAdapterF(TipAdapter):
     def _fit(self, X, y, T, val):
         super()._fit(X, y, T, val)
         torch.manual_seed(self.seed)
-        keys = nn.Parameter(X.clone())
+        keys = nn.Parameter(X.clone())  # the official adapter's weight, (NK, D), not renormalised
         opt = torch.optim.AdamW([keys], lr=self.hp['lr'], eps=1e-4)
+        steps = self.hp['epochs'] * math.ceil(len(X) / 256)
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, steps))
         best = (-1.0, X.clone())
-        for ep in range(self.hp['epochs']):
+        for epoch in range(self.hp['epochs']):
             for idx in torch.randperm(len(X)).split(256):
-                A = torch.exp(-self.hp['beta'] * (1 - X[idx] @ F.normalize(keys, dim=-1).T))
-                loss = F.cross_entropy(100 * X[idx] @ T.T + self.hp['alpha'] * A @ self.values, y[idx])
+                logits = tip_logits(X[idx], T, keys, self.values, self.hp['alpha'], self.hp['beta'])
+                loss = F.cross_entropy(logits, y[idx])
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-            self.keys = F.normalize(keys.detach(), dim=-1)
+                schedule.step()
+            self.keys = keys.detach().clone()
             best = self._keep_best(val, best)
         if val is not None:
             self._load(best[1])

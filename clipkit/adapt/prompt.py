@@ -18,6 +18,7 @@ __all__ = [
     'project_conflict',
     'placeholder_prompts',
     'init_context',
+    'kgcoop_penalty',
     'PromptLearner',
     'CoOp',
     'CoCoOp',
@@ -107,6 +108,15 @@ def init_context(
 
 
 # %% ../../nbs/09_adapt.prompt.ipynb #f98e4ae4
+def kgcoop_penalty(
+    text: torch.Tensor,  # (C, D) class embeddings of the learned prompts
+    text_clip: torch.Tensor,  # (C, D) class embeddings of the hand-written prompts
+) -> torch.Tensor:
+    "KgCoOp's penalty: 1 minus the mean cosine between learned and hand-written class embeddings."
+    return 1.0 - F.cosine_similarity(text, text_clip, dim=1, eps=1e-7).mean()
+
+
+# %% ../../nbs/09_adapt.prompt.ipynb #87722fc3
 class PromptLearner(Adapter):
     "CoOp-family prompt learning on a frozen open_clip model; the image features come cached."
 
@@ -185,7 +195,7 @@ class PromptLearner(Adapter):
                 logits = self._batch_logits(X[idx], scale, names)
                 loss = F.cross_entropy(logits, y[idx])
                 if self.variant == 'kgcoop':
-                    loss = loss + hp['kg_weight'] * (self._text(self.ctx, names) - T).pow(2).sum(1).mean()
+                    loss = loss + hp['kg_weight'] * kgcoop_penalty(self._text(self.ctx, names), T)
                 opt.zero_grad()
                 if self.variant == 'prograd':
                     self._prograd(loss, logits, X[idx], T, scale, params)

@@ -303,7 +303,7 @@ def blind_pairs(
     clip_emb,  # CLIP's image embeddings
     ref_emb,  # a reference encoder's embeddings
     clip_min: float = 0.95,  # CLIP cosine at least this
-    ref_max: float = 0.5,  # reference cosine at most this
+    ref_max: float = 0.6,  # reference cosine at most this (MMVP: DINOv2 below 0.6)
     chunk: int = 1024,  # rows per block, bounding memory
     limit: int | None = 10000,  # pairs to return at most
 ) -> pd.DataFrame:
@@ -339,7 +339,7 @@ def plot_blind(
     ref_emb,  # a reference encoder's embeddings
     pairs: pd.DataFrame,  # blind_pairs' result
     clip_min: float = 0.95,  # the CLIP threshold
-    ref_max: float = 0.5,  # the reference threshold
+    ref_max: float = 0.6,  # the reference threshold (MMVP: 0.6)
     n: int = 4000,  # points to plot
     seed: int | None = None,  # seeds every draw; the settings' seed where None
     ax=None,  # the matplotlib axes to draw on (a new figure where None)
