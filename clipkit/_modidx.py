@@ -490,6 +490,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                'clipkit.types.Task.__post_init__': ('types.html#task.__post_init__', 'clipkit/types.py'),
                                'clipkit.types.Task.subset': ('types.html#task.subset', 'clipkit/types.py'),
                                'clipkit.types.take_images': ('types.html#take_images', 'clipkit/types.py')},
-            'clipkit.verdicts': { 'clipkit.verdicts.verdict': ('verdicts.html#verdict', 'clipkit/verdicts.py'),
+            'clipkit.verdicts': { 'clipkit.verdicts.chance_line': ('verdicts.html#chance_line', 'clipkit/verdicts.py'),
+                                  'clipkit.verdicts.chance_verdict': ('verdicts.html#chance_verdict', 'clipkit/verdicts.py'),
+                                  'clipkit.verdicts.verdict': ('verdicts.html#verdict', 'clipkit/verdicts.py'),
                                   'clipkit.verdicts.verdict_line': ('verdicts.html#verdict_line', 'clipkit/verdicts.py'),
                                   'clipkit.verdicts.verdict_table': ('verdicts.html#verdict_table', 'clipkit/verdicts.py')}}}

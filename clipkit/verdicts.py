@@ -10,7 +10,7 @@ import pandas as pd
 from scipy import stats
 
 # %% auto #0
-__all__ = ['verdict', 'verdict_line', 'verdict_table']
+__all__ = ['verdict', 'verdict_line', 'verdict_table', 'chance_verdict', 'chance_line']
 
 
 # %% ../nbs/11_verdicts.ipynb #b2ad0dbd
@@ -92,3 +92,41 @@ def verdict_table(
     "The verdicts as a table, one claim per row."
     cols = ['claim', 'a', 'b', 'effect', 'ci_low', 'ci_high', 'seeds', 'margin', 'p_value', 'verdict']
     return pd.DataFrame(rows)[cols]
+
+
+# %% ../nbs/11_verdicts.ipynb #e2176936
+def chance_verdict(
+    successes: int,  # items the model got right
+    trials: int,  # items in all
+    chance: float,  # the rate of a random guess (Winoground's group score: 1/6)
+    claim: str = 'score vs chance',  # the claim in words, printed with the verdict
+    level: float = 0.95,  # confidence of the interval and of the two-sided test
+) -> dict:
+    "An exact binomial test of a success count against its chance rate, with the Clopper-Pearson interval."
+    if trials <= 0 or not 0 <= successes <= trials:
+        raise ValueError(
+            f"chance_verdict: need 0 <= successes <= trials, trials > 0; got {successes}/{trials}"
+        )
+    test = stats.binomtest(int(successes), int(trials), chance)
+    interval = test.proportion_ci(confidence_level=level, method='exact')
+    rate = successes / trials
+    if test.pvalue < 1 - level:
+        word = 'above chance' if rate > chance else 'below chance'
+    else:
+        word = 'at chance'
+    return {
+        'claim': claim, 'rate': rate, 'chance': chance, 'ci_low': float(interval.low),
+        'ci_high': float(interval.high), 'trials': int(trials), 'p_value': float(test.pvalue),
+        'verdict': word,
+    }  # fmt: skip
+
+
+def chance_line(
+    row: dict,  # a result of `chance_verdict`
+) -> str:
+    "One printable line of a chance test."
+    return (
+        f"{row['claim']}: {row['rate']:.3f} vs chance {row['chance']:.3f} [{row['ci_low']:.3f}, "
+        f"{row['ci_high']:.3f}] (95% interval, {row['trials']} items, p = {row['p_value']:.3g}) "
+        f"-> {row['verdict']}"
+    )
