@@ -135,7 +135,7 @@ def sample_shard(
     entries: tuple,  # the metadata entries (concept strings) to match
     counts: np.ndarray,  # global counts per entry (reduce_counts)
     t: float,  # MetaCLIP's threshold
-    seed: int,  # seeds every draw; the settings' seed where None
+    seed: int,  # seeds every draw: the same seed keeps the same rows on any executor
     out_dir,  # the folder to write into (created if missing)
     shard_index: int = 0,  # the shard's position in the list
 ) -> dict:
