@@ -151,14 +151,21 @@ def zero_shot_weights(
     classnames: list,  # the classes, in label order
     templates,  # a list of templates or a dict of prompts per class
     device=None,  # the settings' device by default
+    aggregate: str = 'embeddings',  # 'embeddings' (CLIP, CuPL) or 'similarities' (DCLIP)
 ) -> torch.Tensor:
-    "Zero-shot classifier weights (C, D): the normalised mean of each class's normalised prompt embeddings."
+    "Zero-shot classifier weights (C, D) from each class's prompts, averaged as `aggregate` says."
+    if aggregate not in ('embeddings', 'similarities'):
+        raise ValueError(
+            f"zero_shot_weights: aggregate must be 'embeddings' or 'similarities', got {aggregate!r}"
+        )
     prompts = [prompts_for(c, templates) for c in classnames]
     emb = text_features(model, tokenizer, [p for ps in prompts for p in ps], device=device)
     out = []
     start = 0
     for ps in prompts:
-        out.append(F.normalize(emb[start : start + len(ps)].mean(0), dim=-1))
+        mean = emb[start : start + len(ps)].mean(0)
+        # 'similarities': image @ mean = the mean of the per-prompt cosines (DCLIP); else its direction only
+        out.append(mean if aggregate == 'similarities' else F.normalize(mean, dim=-1))
         start += len(ps)
     return torch.stack(out)
 

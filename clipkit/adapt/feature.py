@@ -26,10 +26,13 @@ __all__ = [
     'GDA',
     'CLIPAdapter',
     'LPPP',
+    'clap_anchors',
+    'clap_train',
     'CLAP',
     'template_weights',
     'zpe',
     'ZPE',
+    'dclip_sentence',
     'read_descriptors',
 ]
 
@@ -62,6 +65,11 @@ def _check(X, y, T, C, where):
         raise ValueError(f"{where}: image features have dimension {X.shape[1]} but text weights {T.shape[1]}")
     if len(y) and (int(y.min()) < 0 or int(y.max()) >= C):
         raise ValueError(f"{where}: labels must lie in [0, {C}), got [{int(y.min())}, {int(y.max())}]")
+
+
+def _real(x):
+    "Float64 stays float64 (for the reference tests); anything else becomes float32."
+    return x if x.dtype == torch.float64 else x.float()
 
 
 def _product(grid):
@@ -114,9 +122,9 @@ class Adapter:
             )
         if self.uses_text and support.text is None:
             raise ValueError(f"{self.name}: needs class text weights; extract the features with tokenizer=")
-        X = F.normalize(support.image.float(), dim=-1)
+        X = F.normalize(_real(support.image), dim=-1)
         y = None if support.labels is None else support.labels.long()
-        T = None if support.text is None else F.normalize(support.text.float(), dim=-1)
+        T = None if support.text is None else F.normalize(_real(support.text), dim=-1)
         self.classnames = support.classnames
         if T is not None:
             self.C = len(T)
@@ -163,7 +171,7 @@ class Adapter:
             )
         if self.uses_text and query.text is None:
             raise ValueError(f"{self.name}: the query's classes need text weights; extract with tokenizer=")
-        text = None if query.text is None else F.normalize(query.text.float(), dim=-1)
+        text = None if query.text is None else F.normalize(_real(query.text), dim=-1)
         return text, list(names)
 
     def logits(
@@ -172,7 +180,7 @@ class Adapter:
     ) -> torch.Tensor:
         "Class logits (N, C) of the query, over the query's classes where the method transfers."
         image = query.image if isinstance(query, Features) else query
-        Q = F.normalize(image.float(), dim=-1)
+        Q = F.normalize(_real(image), dim=-1)
         if Q.shape[1] != self.D:
             raise ValueError(
                 f"{self.name}: query features have dimension {Q.shape[1]}, the support set had {self.D}"
@@ -184,12 +192,13 @@ class Adapter:
     def _val_top1(self, val) -> float:
         return (self.logits(val).argmax(1) == val.labels).float().mean().item()
 
-    def _keep_best(self, val, best: tuple) -> tuple:
+    def _keep_best(self, val, best: tuple, later_on_ties: bool = False) -> tuple:
         "Epoch tracking: (accuracy, state) of the epoch best on `val` so far (unchanged without `val`)."
         if val is None:
             return best
         acc = self._val_top1(val)
-        return (acc, self._state()) if acc > best[0] else best
+        better = acc >= best[0] if later_on_ties else acc > best[0]
+        return (acc, self._state()) if better else best
 
     def _state(self):
         return None
@@ -325,30 +334,21 @@ class TipAdapterF(TipAdapter):
 # %% ../../nbs/09_adapt.feature.ipynb #f17e2aa4
 @register
 class GDA(Adapter):
-    """Training-free Gaussian discriminant analysis with a shrunk shared covariance, blended with zero-shot
-    logits."""
+    "Training-free Gaussian discriminant analysis (the official covariance estimate), added to zero-shot."
 
     name = 'gda'
-    defaults = {'alpha': 1.0, 'shrinkage': 0.1}
-    grid = {'shrinkage': [0.01, 0.1, 0.5]}
-    infer_grid = {'alpha': [0.1, 0.3, 1.0, 3.0, 10.0]}
+    defaults = {'alpha': 0.1}  # the official starting value; searched on the validation split
+    infer_grid = {'alpha': [0.0001, 0.001, 0.01, 0.1, 1.0, 10.0, 100.0]}
 
     def _fit(self, X, y, T, val):
         D = X.shape[1]
-        mu = torch.zeros(self.C, D)
-        mu.index_add_(0, y, X)
-        cnt = torch.bincount(y, minlength=self.C).clamp(min=1)[:, None]
-        mu /= cnt
-        R = X - mu[y]
-        S = R.T @ R / len(X)
-        g = self.hp['shrinkage']
-        tau = (
-            S.trace().item() / D if S.trace() > 0 else 1 / D
-        )  # one shot per class leaves no within-class spread: use 1/D (unit-norm features)
-        S = (1 - g) * S + g * tau * torch.eye(D)
-        P = torch.linalg.inv(S.double()).float()
-        self.W = mu @ P
-        self.b = -0.5 * (self.W * mu).sum(1) + math.log(1 / self.C)
+        mu = torch.zeros(self.C, D, dtype=X.dtype).index_add_(0, y, X)
+        mu /= torch.bincount(y, minlength=self.C).clamp(min=1)[:, None].to(X.dtype)
+        centred = X - mu[y]
+        cov = centred.T.cov()
+        P = D * torch.linalg.pinv((len(X) - 1) * cov + cov.trace() * torch.eye(D, dtype=X.dtype))
+        self.W = mu @ P  # P is symmetric
+        self.b = math.log(1 / self.C) - 0.5 * (self.W * mu).sum(1)
 
     def _logits(self, Q, T, classnames=None):
         return 100 * Q @ T.T + self.hp['alpha'] * (Q @ self.W.T + self.b)
@@ -403,39 +403,40 @@ class CLIPAdapter(Adapter):
 # %% ../../nbs/09_adapt.feature.ipynb #e0e7b2c6
 @register
 class LPPP(Adapter):
-    """LP++: a linear probe whose class weights blend visual centroids with class-wise multiples of the text
-    weights."""
+    "LP++: a linear probe whose class weights blend visual prototypes with class-wise multiples of the text."
 
     name = 'lp_pp'
-    defaults = {'epochs': 300}
+    defaults = {'epochs': 300}  # full-batch epochs (the official train_epoch)
 
     def _fit(self, X, y, T, val):
         N, D = X.shape
         Z = X @ T.T
-        mu = (
-            torch.zeros(self.C, D).index_add_(0, y, X)
-            / torch.bincount(y, minlength=self.C).clamp(min=1)[:, None]
-        )
-        W, b = nn.Parameter(mu.clone()), nn.Parameter(torch.zeros(self.C))
-        zc = (
-            torch.zeros(self.C, self.C).index_add_(0, y, Z)
-            / torch.bincount(y, minlength=self.C).clamp(min=1)[:, None]
-        )
-        a = nn.Parameter(torch.full((self.C,), 250 * zc.mean().item()))
+        counts = torch.bincount(y, minlength=self.C).clamp(min=1)[:, None].to(X.dtype)
+        sums = torch.zeros(self.C, D, dtype=X.dtype).index_add_(0, y, X)
+        own_logit = torch.zeros(self.C, dtype=X.dtype).index_add_(0, y, Z[torch.arange(N), y]) / counts[:, 0]
+        torch.manual_seed(self.seed)
+        layer = nn.Linear(D, self.C).to(X.dtype)  # the official classifier: default init, then the sums
+        with torch.no_grad():
+            layer.weight.copy_(sums)
+        a = torch.full((self.C,), 250 * own_logit.mean().item(), dtype=X.dtype, requires_grad=True)
         lr_w = 4 * N / torch.linalg.eigvalsh((X.T @ X).double()).max().item()
         lr_a = N / (4 * Z.pow(2).sum(0).max().item())
-        opt = torch.optim.SGD([W, b], lr=lr_w, momentum=0.9)
-        self.W, self.b, self.a = W.detach(), b.detach(), a.detach()  # views: they follow the in-place updates
+        opt = torch.optim.SGD(layer.parameters(), lr=lr_w, momentum=0.9)
+        self.W, self.b, self.a = (
+            layer.weight.detach(),
+            layer.bias.detach(),
+            a.detach(),
+        )  # follow in-place updates
         best = (-1.0, self._state())
-        for ep in range(self.hp['epochs']):
-            loss = F.cross_entropy(X @ W.T + b + a * Z, y)
-            opt.zero_grad()
-            a.grad = None
+        for epoch in range(self.hp['epochs']):
+            loss = F.cross_entropy(layer(X) + a * Z, y)
+            opt.zero_grad()  # zeroes W and b only: a's gradient accumulates, as in the official loop
             loss.backward()
             opt.step()
-            with torch.no_grad():
-                a -= lr_a * a.grad
-            best = self._keep_best(val, best)
+            if (epoch + 1) % 10 == 0:
+                with torch.no_grad():
+                    a -= lr_a * a.grad
+            best = self._keep_best(val, best, later_on_ties=True)
         if val is not None:
             self._load(best[1])
 
@@ -449,36 +450,91 @@ class LPPP(Adapter):
         self.W, self.b, self.a = s
 
 
-# %% ../../nbs/09_adapt.feature.ipynb #3e8c3200
+# %% ../../nbs/09_adapt.feature.ipynb #2d2e9c07
+@torch.no_grad()
+def clap_anchors(
+    model,  # an open_clip model
+    tokenizer,  # its tokenizer
+    classnames: list,  # the classes, in label order
+    templates,  # templates with '{}' or '{c}', or a dict {classname: [prompts]}
+) -> torch.Tensor:
+    "CLAP's anchors (C, D): each class's unnormalised text embeddings averaged over its prompts."
+    from clipkit.features import prompts_for, text_features
+
+    per_class = [
+        text_features(model, tokenizer, prompts_for(c, templates), normalize=False) for c in classnames
+    ]
+    return torch.stack([e.mean(0) for e in per_class])
+
+
+def clap_train(
+    X: torch.Tensor,  # (N, D) normalised support features
+    y: torch.Tensor,  # (N,) labels
+    anchors: torch.Tensor,  # (C, D) the zero-shot prototypes the probe starts at and is held near
+    scale: float,  # the logit scale
+    epochs: int,  # passes over the support set
+    lr: float,  # SGD's learning rate
+    batch_size: int,  # support features per step
+) -> tuple:
+    "Train CLAP's prototypes: (normalised prototypes (C, D), class-adaptive penalty weights (C,))."
+    C = len(anchors)
+    p = (scale * X @ F.normalize(anchors, dim=-1).T).softmax(1)
+    counts = torch.bincount(y, minlength=C).clamp(min=1).to(X.dtype)
+    lam = torch.zeros(C, dtype=X.dtype).index_add_(0, y, p[torch.arange(len(y)), y]) / counts
+    W = nn.Parameter(anchors.clone())
+    opt = torch.optim.SGD([W], lr=lr, momentum=0.9)
+    for epoch in range(epochs):
+        for idx in torch.randperm(len(X)).split(batch_size):
+            ce = F.cross_entropy(scale * X[idx] @ F.normalize(W, dim=-1).T, y[idx])
+            loss = ce + (lam * (W - anchors).pow(2).sum(1)).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return F.normalize(W.detach(), dim=-1), lam
+
+
 @register
 class CLAP(Adapter):
-    """Zero-shot-initialised linear probe with a class-adaptive penalty towards the zero-shot prototypes; no
-    validation search."""
+    "Zero-shot-initialised linear probe held near the zero-shot prototypes by a class-adaptive penalty."
 
     name = 'clap'
-    defaults = {'epochs': 300, 'lr': 0.1, 'batch_size': 256}
+    defaults = {
+        'epochs': 300,  # passes over the support set
+        'lr': 0.1,  # SGD's learning rate
+        'batch_size': 256,  # support features per step
+        'anchors': 'official',  # 'official' (unnormalised text prototypes) or 'normalized' (Features.text)
+    }
+
+    def __init__(
+        self,
+        model=None,  # the open_clip model (the official anchors embed the prompts)
+        tokenizer=None,  # its tokenizer
+        preprocess=None,  # unused: CLAP works on cached features
+        seed=None,  # seeds the shuffles; the settings' seed where None
+        **hp,
+    ):
+        super().__init__(model, tokenizer, preprocess, seed, **hp)
+        if self.hp['anchors'] not in ('official', 'normalized'):
+            raise ValueError(f"clap: anchors must be 'official' or 'normalized', got {self.hp['anchors']!r}")
+        if self.hp['anchors'] == 'official' and (model is None or tokenizer is None):
+            raise ValueError(
+                "clap: the official anchors need model= and tokenizer= (or anchors='normalized')"
+            )
 
     def _fit(self, X, y, T, val):
+        if self.hp['anchors'] == 'official':
+            templates = self.support.templates
+            anchors = clap_anchors(self.model, self.tokenizer, self.classnames, templates).to(X.dtype)
+            self.scale = self.model.logit_scale.exp().item()
+        else:
+            anchors = T
+            self.scale = 100.0
         torch.manual_seed(self.seed)
-        p = (100 * X @ T.T).softmax(1)
-        lam = torch.zeros(self.C).index_add_(0, y, p[torch.arange(len(y)), y]) / torch.bincount(
-            y, minlength=self.C
-        ).clamp(min=1)
-        self.lam, W = lam, nn.Parameter(T.clone())
-        opt = torch.optim.SGD([W], lr=self.hp['lr'], momentum=0.9)
-        for ep in range(self.hp['epochs']):
-            for idx in torch.randperm(len(X)).split(self.hp['batch_size']):
-                loss = (
-                    F.cross_entropy(100 * X[idx] @ F.normalize(W, dim=-1).T, y[idx])
-                    + (lam * (W - T).pow(2).sum(1)).mean()
-                )
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-        self.W = F.normalize(W.detach(), dim=-1)
+        hp = self.hp
+        self.W, self.lam = clap_train(X, y, anchors, self.scale, hp['epochs'], hp['lr'], hp['batch_size'])
 
     def _logits(self, Q, T, classnames=None):
-        return 100 * Q @ self.W.T
+        return self.scale * Q @ self.W.T
 
 
 # %% ../../nbs/09_adapt.feature.ipynb #9f3e90df
@@ -540,10 +596,23 @@ class ZPE(Adapter):
 
 
 # %% ../../nbs/09_adapt.feature.ipynb #de222107
+def dclip_sentence(
+    descriptor: str,  # one descriptor, e.g. 'four corners' or 'a round shape'
+) -> str:
+    "DCLIP's clause for a descriptor: 'which is ...', 'which ...' or 'which has ...' by its first word."
+    if descriptor.startswith('a'):  # the official test: 'a...' (it also catches 'an' and 'amber')
+        return f'which is {descriptor}'
+    if descriptor.startswith(('has', 'often', 'typically', 'may', 'can')):
+        return f'which {descriptor}'
+    if descriptor.startswith('used'):
+        return f'which is {descriptor}'
+    return f'which has {descriptor}'
+
+
 def read_descriptors(
     path,  # a JSON file {class: [descriptors]}
     classnames: list,  # the class names, in label order
-    template: str = '{c}, which {d}',  # how a descriptor joins its class: '{c}' and '{d}'
+    template: str = 'dclip',  # 'dclip' (the official sentence) or a format string with '{c}' and '{d}'
 ) -> dict:
     "Per-class prompt lists from a JSON file {class: [descriptors]}; every class must be present."
     d = json.loads(Path(path).read_text())
@@ -553,4 +622,6 @@ def read_descriptors(
             f"read_descriptors: {path} has no descriptors for "
             f"{missing[:5]}{' ...' if len(missing) > 5 else ''}"
         )
+    if template == 'dclip':
+        return {c: [f'A photo of a {c}, {dclip_sentence(x)}.' for x in d[c]] for c in classnames}
     return {c: [template.format(c=c, d=x) for x in d[c]] for c in classnames}

@@ -512,13 +512,13 @@ def world_rewrites(
     return out
 
 
-_SHAPE_WORDS = {
-    'circle': ['is round', 'is a disk'],
-    'square': ['has four corners', 'is a box'],
-    'triangle': ['has three corners', 'points up'],
-    'diamond': ['is a rhombus', 'stands on a corner'],
-    'cross': ['is a plus', 'has four arms'],
-    'star': ['has five points', 'is a star'],
+_SHAPE_WORDS = {  # descriptor phrases in the form DCLIP's language model writes them
+    'circle': ['a round outline', 'no corners'],
+    'square': ['four corners', 'four equal sides'],
+    'triangle': ['three corners', 'a point at the top'],
+    'diamond': ['a corner at the bottom', 'four slanted sides'],
+    'cross': ['four arms', 'a plus shape'],
+    'star': ['five points', 'a spiky outline'],
 }
 
 
@@ -526,7 +526,7 @@ def world_descriptors(
     classnames: list,  # the class names, in label order
 ) -> dict:
     "Descriptors for the world's 'colour shape' classes, from its grammar's own words."
-    return {c: [f'is {c.split()[0]}'] + _SHAPE_WORDS.get(c.split()[-1], []) for c in classnames}
+    return {c: [f'{c.split()[0]} colour'] + _SHAPE_WORDS.get(c.split()[-1], []) for c in classnames}
 
 
 # %% ../../nbs/01_data.world.ipynb #3ea9df7a
