@@ -22,11 +22,9 @@ env: $(STAMP)
 study: $(STAMP)
 	$(VENV)/bin/clipkit study run quickstart --out results/quickstart
 
-# Notebooks are the source: `make export` writes clipkit/ from them (nbdev-export, then ruff format, which
-# wraps the `__all__` lists nbdev writes) and cleans their metadata.
+# Notebooks are the source: `make export` writes clipkit/ from them with nbdev and cleans their metadata.
 export: $(STAMP)
 	$(VENV)/bin/nbdev-export
-	$(VENV)/bin/ruff format -q clipkit
 	$(VENV)/bin/nbdev-clean
 
 # ruff, configured in pyproject.toml: lines up to 110 characters, one statement per line, no unused names.

@@ -33,50 +33,12 @@ _all_ = [
 ]  # fmt: skip
 
 # %% auto #0
-__all__ = [
-    'adapter',
-    'Pairs',
-    'Task',
-    'Features',
-    'get_settings',
-    'get_device',
-    'get_seed',
-    'LOSSES',
-    'LossSpec',
-    'get_loss',
-    'create',
-    'load',
-    'save',
-    'extract',
-    'image_features',
-    'text_features',
-    'zero_shot_weights',
-    'TrainConfig',
-    'zero_shot_eval',
-    'classification_metrics',
-    'retrieval_metrics',
-    'WorldConfig',
-    'make_pairs',
-    'world_tasks',
-    'world_retrieval',
-    'read_csv_pairs',
-    'read_wds_pairs',
-    'image_folder_task',
-    'few_shot',
-    'base_novel',
-    'Matcher',
-    'balance',
-    'BalancedSampler',
-    'pair_scores',
-    'score_filter',
-    'semdedup',
-    'ADAPTERS',
-    'Adapter',
-    'CannotTransfer',
-    'run_study',
-    'list_studies',
-]
-
+__all__ = ['adapter', 'Pairs', 'Task', 'Features', 'get_settings', 'get_device', 'get_seed', 'LOSSES', 'LossSpec', 'get_loss',
+           'create', 'load', 'save', 'extract', 'image_features', 'text_features', 'zero_shot_weights', 'TrainConfig',
+           'zero_shot_eval', 'classification_metrics', 'retrieval_metrics', 'WorldConfig', 'make_pairs', 'world_tasks',
+           'world_retrieval', 'read_csv_pairs', 'read_wds_pairs', 'image_folder_task', 'few_shot', 'base_novel',
+           'Matcher', 'balance', 'BalancedSampler', 'pair_scores', 'score_filter', 'semdedup', 'ADAPTERS', 'Adapter',
+           'CannotTransfer', 'run_study', 'list_studies']
 
 # %% ../nbs/12_api.ipynb #0723a13f
 def adapter(

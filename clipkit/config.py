@@ -10,17 +10,8 @@ from pathlib import Path
 import numpy as np, torch
 
 # %% auto #0
-__all__ = [
-    'DEFAULTS',
-    'find_settings',
-    'Settings',
-    'get_settings',
-    'get_device',
-    'set_threads',
-    'get_seed',
-    'seed_everything',
-    'fingerprint',
-]
+__all__ = ['DEFAULTS', 'find_settings', 'Settings', 'get_settings', 'get_device', 'set_threads', 'get_seed', 'seed_everything',
+           'fingerprint']
 
 # %% ../nbs/00_config.ipynb #381de480
 DEFAULTS = dict(
@@ -32,7 +23,6 @@ DEFAULTS = dict(
     threads='0',
     seed='0',
 )
-
 
 # %% ../nbs/00_config.ipynb #495fc5f4
 def find_settings(
@@ -47,7 +37,6 @@ def find_settings(
         if f.is_file() and '[clipkit]' in f.read_text():
             return f
     return None
-
 
 # %% ../nbs/00_config.ipynb #f5de5352
 @dataclass
@@ -99,7 +88,6 @@ def get_settings(
         f,
     )
 
-
 # %% ../nbs/00_config.ipynb #b75c2ab1
 def get_device(
     device: str | None = None,  # 'auto', 'cpu', 'cuda', 'cuda:1', 'mps'; the settings' value by default
@@ -141,7 +129,6 @@ def seed_everything(
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
-
 
 # %% ../nbs/00_config.ipynb #32e348af
 import hashlib

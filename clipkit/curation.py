@@ -13,25 +13,9 @@ from .config import get_settings, fingerprint, get_seed
 from .features import extract, text_features, model_fingerprint, data_fingerprint
 
 # %% auto #0
-__all__ = [
-    'normalize_text',
-    'metaclip_spacing',
-    'Matcher',
-    'read_entries',
-    'balance',
-    'balance_report',
-    'BalancedSampler',
-    'pair_scores',
-    'score_filter',
-    'plural',
-    'text_filter',
-    'kmeans',
-    'image_cluster_filter',
-    'semdedup',
-    'rewrite',
-    'caption_concept_counts',
-    'image_concept_counts',
-]
+__all__ = ['normalize_text', 'metaclip_spacing', 'Matcher', 'read_entries', 'balance', 'balance_report', 'BalancedSampler',
+           'pair_scores', 'score_filter', 'plural', 'text_filter', 'kmeans', 'image_cluster_filter', 'semdedup',
+           'rewrite', 'caption_concept_counts', 'image_concept_counts']
 
 # %% ../nbs/08_curation.ipynb #5c0de212
 _PUNCT = str.maketrans({c: f' {c} ' for c in string.punctuation})
@@ -109,7 +93,6 @@ def read_entries(
 ) -> list:
     "Metadata entries from a text file, one per line (blank lines and duplicates ignored)."
     return list(dict.fromkeys(l.strip() for l in Path(path).read_text().splitlines() if l.strip()))
-
 
 # %% ../nbs/08_curation.ipynb #d67e48dd
 def _uniform(seed: int, keys: np.ndarray, entries: np.ndarray) -> np.ndarray:
@@ -193,7 +176,6 @@ class BalancedSampler(torch.utils.data.Sampler):
     def __len__(self):
         return len(self.indices())
 
-
 # %% ../nbs/08_curation.ipynb #d6ebd85f
 def pair_scores(
     model,  # an open_clip model
@@ -239,7 +221,6 @@ def score_filter(
     keep = np.zeros(len(s), bool)
     keep[np.argsort(-s, kind='stable')[:k]] = True
     return keep
-
 
 # %% ../nbs/08_curation.ipynb #f07857d0
 def plural(
@@ -302,7 +283,6 @@ def image_cluster_filter(
     near = (F.normalize(torch.as_tensor(target_emb).float(), dim=-1) @ C.T).argmax(1).unique()
     return torch.isin(a, near).numpy()
 
-
 # %% ../nbs/08_curation.ipynb #6dae57a2
 def semdedup(
     emb: torch.Tensor,  # (N, D) normalised embeddings
@@ -336,7 +316,6 @@ def semdedup(
         keep[order[kept].numpy()] = True
     return keep
 
-
 # %% ../nbs/08_curation.ipynb #98312a1f
 def rewrite(
     pairs,  # image-text Pairs
@@ -350,7 +329,6 @@ def rewrite(
         raise ValueError(f"rewrite: the rewriter returned non-text for rows {bad[:5]}")
     pairs.meta['rewrites'] = rw
     return pairs
-
 
 # %% ../nbs/08_curation.ipynb #0b6e5c74
 def caption_concept_counts(

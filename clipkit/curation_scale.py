@@ -12,19 +12,8 @@ import numpy as np, pandas as pd
 from .curation import Matcher, balance
 
 # %% auto #0
-__all__ = [
-    'write_shards',
-    'read_shard',
-    'count_shard',
-    'reduce_counts',
-    'sample_shard',
-    'curate',
-    'run_serial',
-    'run_pool',
-    'run_dask',
-    'read_curated',
-]
-
+__all__ = ['write_shards', 'read_shard', 'count_shard', 'reduce_counts', 'sample_shard', 'curate', 'run_serial', 'run_pool',
+           'run_dask', 'read_curated']
 
 # %% ../nbs/08_curation.scale.ipynb #f90d95fa
 def write_shards(
@@ -97,7 +86,6 @@ def _keys(df, shard_index):
         else (np.int64(shard_index) << 32) + df.index.to_numpy(np.int64)
     )
 
-
 # %% ../nbs/08_curation.scale.ipynb #15082fb5
 def count_shard(
     path,  # a Parquet shard
@@ -152,7 +140,6 @@ def sample_shard(
     dest = out / Path(path).name
     ok[keep].to_parquet(dest, index=False)
     return {'shard': str(path), 'error': None, 'kept': int(keep.sum()), 'out': str(dest)}
-
 
 # %% ../nbs/08_curation.scale.ipynb #0fdc20c5
 def curate(

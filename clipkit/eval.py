@@ -11,7 +11,6 @@ from .features import extract, image_features, zero_shot_weights
 # %% auto #0
 __all__ = ['classification_metrics', 'zero_shot_eval', 'retrieval_metrics', 'modality_gap']
 
-
 # %% ../nbs/07_eval.ipynb #077cb75b
 def classification_metrics(
     logits: torch.Tensor,  # (N, C) class logits
@@ -26,7 +25,6 @@ def classification_metrics(
     present = labels.unique()
     rec = [(pred[labels == c] == c).float().mean().item() for c in present]
     return {'top1': top1, 'top5': top5, 'mean_per_class_recall': float(np.mean(rec)) if rec else None}
-
 
 # %% ../nbs/07_eval.ipynb #399542a7
 def zero_shot_eval(
@@ -46,7 +44,6 @@ def zero_shot_eval(
         else image_features(model, task.images, preprocess, device=device, progress=False)
     )
     return classification_metrics(img @ W.T, task.labels)
-
 
 # %% ../nbs/07_eval.ipynb #deaa38f1
 def _found_in_topk(scores, correct, k, ties):
@@ -92,7 +89,6 @@ def retrieval_metrics(
         out[f'image_to_text_R@{k}'] = torch.cat(i2t[k]).float().mean().item()
         out[f'text_to_image_R@{k}'] = torch.cat(t2i[k]).float().mean().item()
     return out
-
 
 # %% ../nbs/07_eval.ipynb #9b531fd4
 def modality_gap(

@@ -11,17 +11,8 @@ from .config import fingerprint, get_settings, get_device
 from .types import Features
 
 # %% auto #0
-__all__ = [
-    'image_batch',
-    'model_fingerprint',
-    'data_fingerprint',
-    'image_features',
-    'text_features',
-    'prompts_for',
-    'zero_shot_weights',
-    'extract',
-]
-
+__all__ = ['image_batch', 'model_fingerprint', 'data_fingerprint', 'image_features', 'text_features', 'prompts_for',
+           'zero_shot_weights', 'extract']
 
 # %% ../nbs/05_features.ipynb #d4420989
 def image_batch(
@@ -45,7 +36,6 @@ def image_batch(
     if preprocess is None:
         raise ValueError("image_batch: PIL images need the model's preprocess transform")
     return torch.stack([preprocess(im) for im in images])
-
 
 # %% ../nbs/05_features.ipynb #20f105df
 def model_fingerprint(
@@ -73,7 +63,6 @@ def data_fingerprint(
         ]
         return fingerprint(ids, labels)
     return fingerprint([np.asarray(images[i]) for i in range(len(images))], labels)
-
 
 # %% ../nbs/05_features.ipynb #53afc8fe
 @torch.no_grad()
@@ -131,7 +120,6 @@ def text_features(
         ]
     )
 
-
 # %% ../nbs/05_features.ipynb #3807e6a2
 def prompts_for(
     classname: str,  # the class to prompt for
@@ -168,7 +156,6 @@ def zero_shot_weights(
         out.append(mean if aggregate == 'similarities' else F.normalize(mean, dim=-1))
         start += len(ps)
     return torch.stack(out)
-
 
 # %% ../nbs/05_features.ipynb #85af19ef
 def extract(

@@ -13,33 +13,10 @@ import torch, torch.nn as nn, torch.nn.functional as F
 import torch.distributed as dist
 
 # %% auto #0
-__all__ = [
-    'LOSSES',
-    'dist_info',
-    'gather',
-    'global_batch',
-    'clip_loss',
-    'multi_positive_loss',
-    'siglip_loss',
-    'row_ce',
-    'infoloob_loss',
-    'hopfield',
-    'cloob_loss',
-    'dcl_loss',
-    'cyclip_loss',
-    'cwcl_loss',
-    'alignment',
-    'uniformity',
-    'gap_loss',
-    'affinity_loss',
-    'distill_loss',
-    'symile_loss',
-    'pairwise_clip_loss',
-    'LossSpec',
-    'ContrastiveLoss',
-    'get_loss',
-]
-
+__all__ = ['LOSSES', 'dist_info', 'gather', 'global_batch', 'clip_loss', 'multi_positive_loss', 'siglip_loss', 'row_ce',
+           'infoloob_loss', 'hopfield', 'cloob_loss', 'dcl_loss', 'cyclip_loss', 'cwcl_loss', 'alignment', 'uniformity',
+           'gap_loss', 'affinity_loss', 'distill_loss', 'symile_loss', 'pairwise_clip_loss', 'LossSpec',
+           'ContrastiveLoss', 'get_loss']
 
 # %% ../nbs/03_losses.ipynb #ba6a70a6
 def dist_info() -> tuple:
@@ -82,7 +59,6 @@ def global_batch(
 def _labels(n, offset, device):
     return torch.arange(n, device=device) + offset
 
-
 # %% ../nbs/03_losses.ipynb #c72784f3
 def clip_loss(
     img,  # (B, D) normalised image features of this process's rows
@@ -96,7 +72,6 @@ def clip_loss(
         return (row_ce(img, T, scale, off, chunk) + row_ce(txt, I, scale, off, chunk)) / 2
     lab = _labels(len(img), off, img.device)
     return (F.cross_entropy(scale * img @ T.T, lab) + F.cross_entropy(scale * txt @ I.T, lab)) / 2
-
 
 # %% ../nbs/03_losses.ipynb #5236b118
 def multi_positive_loss(
@@ -113,7 +88,6 @@ def multi_positive_loss(
     P = P / P.sum(1, keepdim=True)
     soft = lambda lg: -(P * lg.log_softmax(1)).sum(1).mean()
     return (soft(scale * img @ T.T) + soft(scale * txt @ I.T)) / 2
-
 
 # %% ../nbs/03_losses.ipynb #911ee753
 def siglip_loss(
@@ -138,7 +112,6 @@ def siglip_loss(
     z = -torch.ones_like(logits)
     z[torch.arange(len(img)), _labels(len(img), off, img.device)] = 1
     return -F.logsigmoid(z * logits).sum() / len(img)
-
 
 # %% ../nbs/03_losses.ipynb #db9a2c43
 class _SigLipChunked(torch.autograd.Function):
@@ -209,7 +182,6 @@ def row_ce(
     "Mean over rows of cross-entropy of logits s·q kᵀ with row i's label at column i + offset, in row blocks."
     return _RowCE.apply(q, k, torch.as_tensor(scale, dtype=q.dtype, device=q.device), offset, chunk)
 
-
 # %% ../nbs/03_losses.ipynb #08a2e95b
 def _loob(q, k, scale, offset):
     "One-direction InfoLOOB of local queries `q` against all keys `k`."
@@ -250,7 +222,6 @@ def cloob_loss(
     Ux, Uy, Vx, Vy = hopfield(I, I, beta), hopfield(T, I, beta), hopfield(I, T, beta), hopfield(T, T, beta)
     return (_loob(Ux[sl], Uy, scale, off) + _loob(Vy[sl], Vx, scale, off)) / scale
 
-
 # %% ../nbs/03_losses.ipynb #0438c35b
 def dcl_loss(
     img,  # (B, D) normalised image features of this process's rows
@@ -276,7 +247,6 @@ def dcl_loss(
 
     return (side(img, T, I) + side(txt, I, T)) / 2
 
-
 # %% ../nbs/03_losses.ipynb #e8066cb0
 def cyclip_loss(
     img,  # (B, D) normalised image features of this process's rows
@@ -291,7 +261,6 @@ def cyclip_loss(
     inmodal = ((img @ I.T - txt @ T.T) ** 2).mean() * B
     crossmodal = ((img @ T.T - txt @ I.T) ** 2).mean() * B
     return clip_loss(img, txt, scale) + lam_in * inmodal + lam_cross * crossmodal
-
 
 # %% ../nbs/03_losses.ipynb #32d20850
 def cwcl_loss(
@@ -309,7 +278,6 @@ def cwcl_loss(
     return (
         -(w * (scale * img @ T.T).log_softmax(1)).sum(1).mean() + F.cross_entropy(scale * txt @ I.T, lab)
     ) / 2
-
 
 # %% ../nbs/03_losses.ipynb #fda1728f
 def alignment(
@@ -347,7 +315,6 @@ def gap_loss(
     unif = uniformity(I, T) if cross else (uniformity(I) + uniformity(T)) / 2
     return clip_loss(img, txt, scale) + w_align * alignment(img, txt) + w_unif * unif
 
-
 # %% ../nbs/03_losses.ipynb #1b65d321
 def _soft_ce(teacher_logits, student_logits):
     return -(teacher_logits.softmax(1) * student_logits.log_softmax(1)).sum(1).mean()
@@ -381,7 +348,6 @@ def distill_loss(
     "open_clip's DistillClipLoss: the CLIP loss plus distillation of the teacher's logits (their sum)."
     return clip_loss(img, txt, scale) + affinity_loss(img, txt, scale, t_img, t_txt, t_scale)
 
-
 # %% ../nbs/03_losses.ipynb #171caead
 def symile_loss(
     a,  # (B, D) normalised features of the first modality
@@ -407,7 +373,6 @@ def pairwise_clip_loss(
 ):
     "The pairwise baseline for three modalities: the mean of the three CLIP losses."
     return (clip_loss(a, b, scale) + clip_loss(b, c, scale) + clip_loss(a, c, scale)) / 3
-
 
 # %% ../nbs/03_losses.ipynb #474b3793
 @dataclass(frozen=True)
@@ -463,7 +428,6 @@ LOSSES = {
         ),
     ]
 }
-
 
 # %% ../nbs/03_losses.ipynb #51d4a4fc
 class ContrastiveLoss(nn.Module):

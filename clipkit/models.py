@@ -42,7 +42,6 @@ def register(
 for _n, _c in TINY_CONFIGS.items():
     register(_n, _c)
 
-
 # %% ../nbs/04_models.ipynb #3678dbb7
 def _resolve(model):
     "(open_clip model name, model config or None) for a name, folder, local-dir: string or config dict."
@@ -104,7 +103,6 @@ def create(
         raise
     m.model_cfg = cfg  # kept so that `save` can write open_clip_config.json
     return m, open_clip.get_tokenizer(name), preprocess
-
 
 # %% ../nbs/04_models.ipynb #c4c7d104
 def save(

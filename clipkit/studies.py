@@ -10,18 +10,7 @@ import numpy as np, pandas as pd
 from .config import get_settings
 
 # %% auto #0
-__all__ = [
-    'write_json',
-    'flatten',
-    'tidy_rows',
-    'write_results',
-    'study_path',
-    'list_studies',
-    'run_study',
-    'main',
-    'train_cmd',
-]
-
+__all__ = ['write_json', 'flatten', 'tidy_rows', 'write_results', 'study_path', 'list_studies', 'run_study', 'main', 'train_cmd']
 
 # %% ../nbs/11_studies.ipynb #5db91305
 def _clean(o):
@@ -91,7 +80,6 @@ def write_results(
     write_json(rows, out / f'{name}.json')
     return df
 
-
 # %% ../nbs/11_studies.ipynb #f1f063d9
 def study_path(
     name,  # a study name (in studies_dir) or a notebook path
@@ -157,7 +145,6 @@ def run_study(
         cwd=str(nb.parent),
     )
     return dest
-
 
 # %% ../nbs/11_studies.ipynb #c599ef12
 def _value(s: str):
@@ -231,7 +218,6 @@ def main(
         return 1
     print(f'clipkit: wrote {dest}')
     return 0
-
 
 # %% ../nbs/11_studies.ipynb #ead94f43
 def train_cmd(

@@ -18,21 +18,8 @@ from .types import take_images
 from .features import image_batch
 
 # %% auto #0
-__all__ = [
-    'TrainConfig',
-    'lr_at',
-    'make_optimizers',
-    'batch_order',
-    'sampler_order',
-    'train_step',
-    'group_ids',
-    'prepare',
-    'init_distributed',
-    'train',
-    'task_pairs',
-    'world_model',
-]
-
+__all__ = ['TrainConfig', 'lr_at', 'make_optimizers', 'batch_order', 'sampler_order', 'train_step', 'group_ids', 'prepare',
+           'init_distributed', 'train', 'task_pairs', 'world_model']
 
 # %% ../nbs/06_train.ipynb #8c1650f0
 @dataclass
@@ -65,7 +52,6 @@ class TrainConfig:
     threads: int | None = None  # torch threads; the settings' value by default
     device: str | None = None  # 'cpu', 'cuda', 'auto', ...; the settings' device by default
     progress: bool = True  # show a tqdm bar
-
 
 # %% ../nbs/06_train.ipynb #9205e5ef
 def lr_at(
@@ -108,7 +94,6 @@ def make_optimizers(
         )
     return opts
 
-
 # %% ../nbs/06_train.ipynb #3dd10b9a
 def batch_order(
     n: int,  # pairs in the pool
@@ -145,7 +130,6 @@ def sampler_order(
     first, idx = next(c for c in reversed(cache) if c[0] <= step)
     k = step - first
     return torch.as_tensor(idx[k * batch_size : (k + 1) * batch_size], dtype=torch.long)
-
 
 # %% ../nbs/06_train.ipynb #8aa8d1b0
 def _forward(net, x, t, precision):
@@ -189,7 +173,6 @@ def train_step(
             loss.backward()
     return loss.item()
 
-
 # %% ../nbs/06_train.ipynb #07ea55e4
 def group_ids(
     pairs,  # image-text Pairs
@@ -228,7 +211,6 @@ def prepare(
     if cfg.grad_checkpointing:
         model.set_grad_checkpointing(True)
     return model
-
 
 # %% ../nbs/06_train.ipynb #544bd1e1
 def _save_ckpt(model, opts, step, history, cfg):
@@ -270,7 +252,6 @@ def init_distributed(
         dist.init_process_group(backend or ('nccl' if torch.cuda.is_available() else 'gloo'))
     return dist_info()
 
-
 # %% ../nbs/06_train.ipynb #90ed2cf5
 def _rewrite_tokens(pairs, tokenizer):
     "Tokens of every rewrite in pairs.meta['rewrites'], with each pair's offset and count."
@@ -296,7 +277,6 @@ def _pick_rewrites(tokens, alt, idx, cfg, step):
     pick = (torch.rand(len(idx), generator=g) * n[idx].clamp(min=1)).long()
     t[use] = tok[(off[idx] + pick)[use]]
     return t
-
 
 # %% ../nbs/06_train.ipynb #ea8578ef
 def train(
@@ -413,7 +393,6 @@ def train(
         model.token_embedding.sparse = False
     return pd.DataFrame(history)
 
-
 # %% ../nbs/06_train.ipynb #c947a15b
 def task_pairs(
     task,  # a Task
@@ -437,7 +416,6 @@ def task_pairs(
     meta = task.meta.copy()
     meta['label'] = task.labels.numpy()
     return Pairs(task.images, caps, meta)
-
 
 # %% ../nbs/06_train.ipynb #ad996140
 def world_model(

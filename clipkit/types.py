@@ -11,7 +11,6 @@ import numpy as np, pandas as pd, torch
 # %% auto #0
 __all__ = ['take_images', 'Pairs', 'Task', 'Features']
 
-
 # %% ../nbs/00_types.ipynb #f9c9f693
 def take_images(
     images,  # a uint8 tensor (N, 3, H, W) or any sequence of images
@@ -21,7 +20,6 @@ def take_images(
     if isinstance(images, torch.Tensor):
         return images[torch.as_tensor(idx, dtype=torch.long)]
     return [images[int(i)] for i in idx]
-
 
 # %% ../nbs/00_types.ipynb #c67469d8
 @dataclass
@@ -48,7 +46,6 @@ class Pairs:
         captions = [self.captions[i] for i in idx]
         meta = self.meta.iloc[idx].reset_index(drop=True)
         return Pairs(take_images(self.images, idx), captions, meta)
-
 
 # %% ../nbs/00_types.ipynb #cc6d7a2e
 @dataclass
@@ -88,7 +85,6 @@ class Task:
         meta = self.meta.iloc[idx].reset_index(drop=True)
         images = take_images(self.images, idx)
         return Task(name or self.name, images, labels, self.classnames, self.templates, meta)
-
 
 # %% ../nbs/00_types.ipynb #f46ff276
 @dataclass

@@ -12,7 +12,6 @@ from scipy import stats
 # %% auto #0
 __all__ = ['verdict', 'verdict_line', 'verdict_table', 'chance_verdict', 'chance_line']
 
-
 # %% ../nbs/11_verdicts.ipynb #b2ad0dbd
 def verdict(
     a,  # per-seed results of the arm the claim favours (higher is better unless `higher_is_better` is False)
@@ -92,7 +91,6 @@ def verdict_table(
     "The verdicts as a table, one claim per row."
     cols = ['claim', 'a', 'b', 'effect', 'ci_low', 'ci_high', 'seeds', 'margin', 'p_value', 'verdict']
     return pd.DataFrame(rows)[cols]
-
 
 # %% ../nbs/11_verdicts.ipynb #e2176936
 def chance_verdict(

@@ -13,29 +13,9 @@ from ..types import Features
 from ..features import zero_shot_weights
 
 # %% auto #0
-__all__ = [
-    'ADAPTERS',
-    'CannotTransfer',
-    'register',
-    'Adapter',
-    'ZeroShot',
-    'LinearProbe',
-    'tip_logits',
-    'TipAdapter',
-    'TipAdapterF',
-    'GDA',
-    'CLIPAdapter',
-    'LPPP',
-    'clap_anchors',
-    'clap_train',
-    'CLAP',
-    'template_weights',
-    'zpe',
-    'ZPE',
-    'dclip_sentence',
-    'read_descriptors',
-]
-
+__all__ = ['ADAPTERS', 'CannotTransfer', 'register', 'Adapter', 'ZeroShot', 'LinearProbe', 'tip_logits', 'TipAdapter',
+           'TipAdapterF', 'GDA', 'CLIPAdapter', 'LPPP', 'clap_anchors', 'clap_train', 'CLAP', 'template_weights', 'zpe',
+           'ZPE', 'dclip_sentence', 'read_descriptors']
 
 # %% ../../nbs/09_adapt.feature.ipynb #8abaf0da
 class CannotTransfer(ValueError):
@@ -211,7 +191,6 @@ class Adapter:
             f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.hp.items())}, seed={self.seed})"
         )
 
-
 # %% ../../nbs/09_adapt.feature.ipynb #3a2b1b0a
 @register
 class ZeroShot(Adapter):
@@ -224,7 +203,6 @@ class ZeroShot(Adapter):
 
     def _logits(self, Q, T, classnames=None):
         return 100 * Q @ T.T
-
 
 # %% ../../nbs/09_adapt.feature.ipynb #4fa86fb3
 @register
@@ -264,7 +242,6 @@ class LinearProbe(Adapter):
     def _load(self, s):
         if s is not None:
             self.W, self.b = s
-
 
 # %% ../../nbs/09_adapt.feature.ipynb #b7b0464a
 def tip_logits(
@@ -330,7 +307,6 @@ class TipAdapterF(TipAdapter):
         if val is not None:
             self._load(best[1])
 
-
 # %% ../../nbs/09_adapt.feature.ipynb #f17e2aa4
 @register
 class GDA(Adapter):
@@ -358,7 +334,6 @@ class GDA(Adapter):
 
     def _load(self, s):
         self.W, self.b = s
-
 
 # %% ../../nbs/09_adapt.feature.ipynb #a63d2bb0
 @register
@@ -398,7 +373,6 @@ class CLIPAdapter(Adapter):
 
     def _load(self, s):
         self.mlp.load_state_dict(s)
-
 
 # %% ../../nbs/09_adapt.feature.ipynb #e0e7b2c6
 @register
@@ -448,7 +422,6 @@ class LPPP(Adapter):
 
     def _load(self, s):
         self.W, self.b, self.a = s
-
 
 # %% ../../nbs/09_adapt.feature.ipynb #2d2e9c07
 @torch.no_grad()
@@ -536,7 +509,6 @@ class CLAP(Adapter):
     def _logits(self, Q, T, classnames=None):
         return self.scale * Q @ self.W.T
 
-
 # %% ../../nbs/09_adapt.feature.ipynb #9f3e90df
 def template_weights(
     model,  # an open_clip model
@@ -562,7 +534,6 @@ def zpe(
     s = (L - L.mean(1, keepdim=True)).max(2).values.mean(1)
     w = s.softmax(0)
     return w, F.normalize((w[:, None, None] * Tp).sum(0), dim=-1)
-
 
 # %% ../../nbs/09_adapt.feature.ipynb #87dd7c56
 @register
@@ -593,7 +564,6 @@ class ZPE(Adapter):
 
     def _logits(self, Q, T, classnames=None):
         return 100 * Q @ T.T
-
 
 # %% ../../nbs/09_adapt.feature.ipynb #de222107
 def dclip_sentence(

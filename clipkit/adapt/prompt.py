@@ -13,22 +13,8 @@ from ..types import Features, take_images
 from ..features import image_batch
 
 # %% auto #0
-__all__ = [
-    'encode_text_embeddings',
-    'project_conflict',
-    'placeholder_prompts',
-    'init_context',
-    'kgcoop_penalty',
-    'PromptLearner',
-    'CoOp',
-    'CoCoOp',
-    'KgCoOp',
-    'ProGrad',
-    'encode_image_prompts',
-    'MaPLe',
-    'grip',
-]
-
+__all__ = ['encode_text_embeddings', 'project_conflict', 'placeholder_prompts', 'init_context', 'kgcoop_penalty', 'PromptLearner',
+           'CoOp', 'CoCoOp', 'KgCoOp', 'ProGrad', 'encode_image_prompts', 'MaPLe', 'grip']
 
 # %% ../../nbs/09_adapt.prompt.ipynb #7da448b5
 def encode_text_embeddings(
@@ -62,7 +48,6 @@ def encode_text_embeddings(
     )
     return F.normalize(x, dim=-1) if normalize else x
 
-
 # %% ../../nbs/09_adapt.prompt.ipynb #2c0ddb72
 def project_conflict(
     g: list,  # the task loss's gradient (a list of tensors)
@@ -73,7 +58,6 @@ def project_conflict(
     dot = sum((a * b).sum() for a, b in zip(g, gk))
     nk = sum((b * b).sum() for b in gk).clamp(min=1e-12)
     return [a - dot / nk * b for a, b in zip(g, gk)] if dot < 0 else list(g)
-
 
 # %% ../../nbs/09_adapt.prompt.ipynb #9f8805ed
 def placeholder_prompts(
@@ -106,7 +90,6 @@ def init_context(
         words = model.token_embedding(ids[1 : 1 + n])
     return torch.cat([torch.randn(n_ctx - n, d) * 0.02, words])
 
-
 # %% ../../nbs/09_adapt.prompt.ipynb #f98e4ae4
 def kgcoop_penalty(
     text: torch.Tensor,  # (C, D) class embeddings of the learned prompts
@@ -114,7 +97,6 @@ def kgcoop_penalty(
 ) -> torch.Tensor:
     "KgCoOp's penalty: 1 minus the mean cosine between learned and hand-written class embeddings."
     return 1.0 - F.cosine_similarity(text, text_clip, dim=1, eps=1e-7).mean()
-
 
 # %% ../../nbs/09_adapt.prompt.ipynb #87722fc3
 class PromptLearner(Adapter):
@@ -263,7 +245,6 @@ class ProGrad(PromptLearner):
     name = variant = 'prograd'
     uses_text = True
 
-
 # %% ../../nbs/09_adapt.prompt.ipynb #4a5977ad
 def encode_image_prompts(
     visual,  # an open_clip VisionTransformer
@@ -292,7 +273,6 @@ def encode_image_prompts(
     if visual.proj is not None:
         pooled = pooled @ visual.proj
     return F.normalize(pooled, dim=-1) if normalize else pooled
-
 
 # %% ../../nbs/09_adapt.prompt.ipynb #e7e9612a
 @register
@@ -410,7 +390,6 @@ class MaPLe(Adapter):
     def _load(self, s):
         self.ctx.load_state_dict(s[0])
         self.couple.load_state_dict(s[1])
-
 
 # %% ../../nbs/09_adapt.prompt.ipynb #bedf44ed
 def grip(

@@ -14,17 +14,8 @@ from ..config import get_seed
 from .feature import Adapter, LinearProbe, register
 
 # %% auto #0
-__all__ = [
-    'interpolate',
-    'zero_shot_top1',
-    'wise_ft_sweep',
-    'ImageClassifier',
-    'start_head',
-    'train_classifier',
-    'FineTune',
-    'LPFT',
-]
-
+__all__ = ['interpolate', 'zero_shot_top1', 'wise_ft_sweep', 'ImageClassifier', 'start_head', 'train_classifier', 'FineTune',
+           'LPFT']
 
 # %% ../../nbs/09_adapt.weights.ipynb #7e3166fd
 def interpolate(
@@ -77,7 +68,6 @@ def wise_ft_sweep(
     best = max(rows, key=lambda r: r['val'])['alpha']  # ties: the first, the one nearest zero-shot
     return rows, best
 
-
 # %% ../../nbs/09_adapt.weights.ipynb #307ef27e
 class ImageClassifier(nn.Module):
     "An image tower with a linear head on its normalised embedding (what full fine-tuning trains)."
@@ -117,7 +107,6 @@ class ImageClassifier(nn.Module):
 
 def _top1(clf, task):
     return (clf.logits(task).argmax(1) == torch.as_tensor(task.labels)).float().mean().item()
-
 
 # %% ../../nbs/09_adapt.weights.ipynb #77179e31
 def start_head(
@@ -211,7 +200,6 @@ def train_classifier(
     if val is not None:
         clf.load_state_dict(best[1])
     return clf, history
-
 
 # %% ../../nbs/09_adapt.weights.ipynb #06378837
 @register

@@ -11,26 +11,9 @@ import pandas as pd, torch, torch.nn.functional as F
 from ..losses import clip_loss
 
 # %% auto #0
-__all__ = [
-    'mean_pairwise_cosine',
-    'gap_stats',
-    'shift',
-    'gap_shift',
-    'plot_gap',
-    'plot_shift',
-    'uniformity_chunked',
-    'align_uniform',
-    'plot_align_uniform',
-    'retrieval_by_label',
-    'to_other_modality',
-    'intra_vs_inter',
-    'clipscore',
-    'ref_clipscore',
-    'matrix_entropy',
-    'schur_decomposition',
-    'plot_schur',
-]
-
+__all__ = ['mean_pairwise_cosine', 'gap_stats', 'shift', 'gap_shift', 'plot_gap', 'plot_shift', 'uniformity_chunked',
+           'align_uniform', 'plot_align_uniform', 'retrieval_by_label', 'to_other_modality', 'intra_vs_inter',
+           'clipscore', 'ref_clipscore', 'matrix_entropy', 'schur_decomposition', 'plot_schur']
 
 # %% ../../nbs/10_analysis.geometry.ipynb #5c37a071
 def _unit(x):
@@ -66,7 +49,6 @@ def gap_stats(
     if len(x) == len(y):
         out['matched_cosine'] = (x * y).sum(1).mean().item()
     return out
-
 
 # %% ../../nbs/10_analysis.geometry.ipynb #4437befc
 def shift(
@@ -109,7 +91,6 @@ def gap_shift(
             )
         rows.append(row)
     return pd.DataFrame(rows)
-
 
 # %% ../../nbs/10_analysis.geometry.ipynb #4c340420
 def plot_gap(
@@ -161,7 +142,6 @@ def plot_shift(
         axs[1].plot(df['lambda'], df['zero_shot_top1'], marker='o')
         axs[1].set(xlabel='shift lambda', ylabel='zero-shot top-1')
     return axs
-
 
 # %% ../../nbs/10_analysis.geometry.ipynb #560203f7
 def uniformity_chunked(
@@ -239,7 +219,6 @@ def plot_align_uniform(
     ax.set(xlabel=f'{x} (lower = more uniform)', ylabel=f'{y} (lower = better aligned)')
     return ax
 
-
 # %% ../../nbs/10_analysis.geometry.ipynb #72375d2a
 def retrieval_by_label(
     q: torch.Tensor,  # (N, D) queries
@@ -298,7 +277,6 @@ def intra_vs_inter(
         ]
     )
 
-
 # %% ../../nbs/10_analysis.geometry.ipynb #e2ad4ad9
 def clipscore(
     image_emb,  # (N, D) image embeddings
@@ -320,7 +298,6 @@ def ref_clipscore(
     t = _unit(text_emb)
     r = torch.stack([(_unit(R) @ t[i]).max().clamp(min=0) for i, R in enumerate(refs)])
     return torch.where(c + r > 0, 2 * c * r / (c + r).clamp(min=1e-12), torch.zeros_like(c))
-
 
 # %% ../../nbs/10_analysis.geometry.ipynb #5b274399
 def matrix_entropy(

@@ -11,26 +11,9 @@ from ..data.world import WorldConfig, sample_scenes, render, RELATIONS
 from ..features import image_features, text_features
 
 # %% auto #0
-__all__ = [
-    'NEG_TYPES',
-    'minimal_pairs',
-    'winoground_scores',
-    'winoground_eval',
-    'hard_negatives',
-    'hard_negative_scores',
-    'hard_negative_eval',
-    'plot_compositionality',
-    'association_scenes',
-    'association_bias',
-    'association_eval',
-    'pixel_embedding',
-    'blind_pairs',
-    'plot_blind',
-    'show_pairs_grid',
-    'frequency_fit',
-    'plot_frequency',
-]
-
+__all__ = ['NEG_TYPES', 'minimal_pairs', 'winoground_scores', 'winoground_eval', 'hard_negatives', 'hard_negative_scores',
+           'hard_negative_eval', 'plot_compositionality', 'association_scenes', 'association_bias', 'association_eval',
+           'pixel_embedding', 'blind_pairs', 'plot_blind', 'show_pairs_grid', 'frequency_fit', 'plot_frequency']
 
 # %% ../../nbs/10_analysis.probes.ipynb #65b1bc49
 def _pair_scenes(cfg, n, rng, style=None):
@@ -122,7 +105,6 @@ def winoground_eval(
         text_features(model, tokenizer, items['captions1']),
     )
 
-
 # %% ../../nbs/10_analysis.probes.ipynb #07181fe9
 NEG_TYPES = ('replace-att', 'replace-obj', 'replace-rel', 'swap-att', 'swap-obj', 'add-obj', 'add-att')
 
@@ -206,7 +188,6 @@ def plot_compositionality(
     axs[1].set(ylabel='accuracy', ylim=(0, 1), title='SugarCrepe-style hard negatives (chance 0.5)')
     return axs
 
-
 # %% ../../nbs/10_analysis.probes.ipynb #b0a65521
 def association_scenes(
     cfg: WorldConfig,  # a WorldConfig
@@ -287,7 +268,6 @@ def association_eval(
         T,
         items,
     )
-
 
 # %% ../../nbs/10_analysis.probes.ipynb #787c5d61
 def pixel_embedding(
@@ -384,7 +364,6 @@ def show_pairs_grid(
                 axs[row, k].set_title(captions[idx], fontsize=5)
     fig.tight_layout()
     return fig
-
 
 # %% ../../nbs/10_analysis.probes.ipynb #e7a284c2
 def frequency_fit(

@@ -10,23 +10,9 @@ import math
 import numpy as np, pandas as pd, torch, torch.nn as nn, torch.nn.functional as F
 
 # %% auto #0
-__all__ = [
-    'calibration',
-    'fit_temperature',
-    'ece_vs_temperature',
-    'plot_reliability',
-    'ood_scores',
-    'ensemble_score',
-    'fpr_at_tpr',
-    'ood_metrics',
-    'ood_table',
-    'plot_ood',
-    'train_closed_world',
-    'cnn_probs',
-    'effective_robustness',
-    'plot_effective_robustness',
-]
-
+__all__ = ['calibration', 'fit_temperature', 'ece_vs_temperature', 'plot_reliability', 'ood_scores', 'ensemble_score',
+           'fpr_at_tpr', 'ood_metrics', 'ood_table', 'plot_ood', 'train_closed_world', 'cnn_probs',
+           'effective_robustness', 'plot_effective_robustness']
 
 # %% ../../nbs/10_analysis.reliability.ipynb #11ed3104
 def calibration(
@@ -132,7 +118,6 @@ def plot_reliability(
     ax.legend(fontsize=8)
     return ax
 
-
 # %% ../../nbs/10_analysis.reliability.ipynb #d69d1555
 def ood_scores(
     cos: torch.Tensor,  # (N, C) cosine similarities to the ID classes
@@ -224,7 +209,6 @@ def plot_ood(
     axs[1].set(xlabel='FPR', ylabel='TPR', title=f"AUROC {m['auroc']:.3f}, FPR95 {m['fpr95']:.3f}")
     return axs
 
-
 # %% ../../nbs/10_analysis.reliability.ipynb #1fa37fba
 def train_closed_world(
     images: torch.Tensor,  # a uint8 tensor (N, 3, H, W) or a sequence of PIL images
@@ -277,7 +261,6 @@ def cnn_probs(
                 for i in range(0, len(images), batch_size)
             ]
         )
-
 
 # %% ../../nbs/10_analysis.reliability.ipynb #863a1179
 def _logit(p):

@@ -14,19 +14,8 @@ from PIL import Image
 from ..types import Pairs, Task
 
 # %% auto #0
-__all__ = [
-    'IMG_EXT',
-    'LazyImages',
-    'BadInput',
-    'read_csv_pairs',
-    'read_wds_pairs',
-    'image_folder_task',
-    'torchvision_task',
-    'few_shot_indices',
-    'few_shot',
-    'base_novel',
-]
-
+__all__ = ['IMG_EXT', 'LazyImages', 'BadInput', 'read_csv_pairs', 'read_wds_pairs', 'image_folder_task', 'torchvision_task',
+           'few_shot_indices', 'few_shot', 'base_novel']
 
 # %% ../../nbs/02_data.sources.ipynb #e92e5281
 class LazyImages:
@@ -67,7 +56,6 @@ def _check_image(src):
     except Exception as e:
         return f'unreadable image ({type(e).__name__})'
 
-
 # %% ../../nbs/02_data.sources.ipynb #d8e2e18f
 class BadInput(ValueError):
     "Bad rows or files in a data source; the message names them."
@@ -87,7 +75,6 @@ def _report(what, bad, skip_bad):
         + (' ...' if len(bad) > 5 else '')
     )
     return [dict(where=str(w), why=y) for w, y in bad]
-
 
 # %% ../../nbs/02_data.sources.ipynb #efdc095f
 def read_csv_pairs(
@@ -131,7 +118,6 @@ def read_csv_pairs(
     meta.attrs['skipped'] = skipped
     return Pairs(LazyImages(k[0] for k in keep), [k[1] for k in keep], meta)
 
-
 # %% ../../nbs/02_data.sources.ipynb #3fb39caf
 IMG_EXT = ('jpg', 'jpeg', 'png', 'webp')
 
@@ -167,7 +153,6 @@ def read_wds_pairs(
     meta = pd.DataFrame({'source': [k[2] for k in keep]})
     meta.attrs['skipped'] = skipped
     return Pairs(LazyImages(k[0] for k in keep), [k[1] for k in keep], meta)
-
 
 # %% ../../nbs/02_data.sources.ipynb #9bd87195
 def image_folder_task(
@@ -222,7 +207,6 @@ def torchvision_task(
         list(names),
         templates or ['a photo of a {}.'],
     )
-
 
 # %% ../../nbs/02_data.sources.ipynb #46b3df04
 def few_shot_indices(

@@ -12,40 +12,11 @@ from ..config import get_seed
 from ..types import Pairs, Task
 
 # %% auto #0
-__all__ = [
-    'SHAPES',
-    'PLURAL',
-    'COLORS',
-    'COLOR_SYNONYMS',
-    'SIZES',
-    'STYLES',
-    'RELATIONS',
-    'INVERSE',
-    'NUMBERS',
-    'KINDS',
-    'KIND_MIX',
-    'STYLE_MIX',
-    'HOLDOUT',
-    'SINGLE',
-    'TEMPLATES',
-    'WorldConfig',
-    'sample_scenes',
-    'render',
-    'caption',
-    'world_entries',
-    'world_paraphrase',
-    'world_rewrites',
-    'world_descriptors',
-    'make_pairs',
-    'show_pairs',
-    'world_tasks',
-    'RetrievalSet',
-    'world_retrieval',
-    'to_pil',
-    'export_csv',
-    'export_wds',
-    'export_clip_benchmark',
-]
+__all__ = ['SHAPES', 'PLURAL', 'COLORS', 'COLOR_SYNONYMS', 'SIZES', 'STYLES', 'RELATIONS', 'INVERSE', 'NUMBERS', 'KINDS',
+           'KIND_MIX', 'STYLE_MIX', 'HOLDOUT', 'SINGLE', 'TEMPLATES', 'WorldConfig', 'sample_scenes', 'render',
+           'caption', 'world_entries', 'world_paraphrase', 'world_rewrites', 'world_descriptors', 'make_pairs',
+           'show_pairs', 'world_tasks', 'RetrievalSet', 'world_retrieval', 'to_pil', 'export_csv', 'export_wds',
+           'export_clip_benchmark']
 
 # %% ../../nbs/01_data.world.ipynb #1f8d8599
 SHAPES = {
@@ -141,7 +112,6 @@ class WorldConfig:
     def unseen_styles(self):
         return [s for s in STYLES if self.styles.get(s, 0) == 0]
 
-
 # %% ../../nbs/01_data.world.ipynb #b152ed07
 def _zipf_p(n, a):
     p = (np.arange(1, n + 1, dtype=float)) ** -a
@@ -176,7 +146,6 @@ def _draw_objects(rng, cfg, k, allow_holdout=False):
         if allow_holdout or (s, c) not in hold:
             out.append((s, c))
     return out
-
 
 # %% ../../nbs/01_data.world.ipynb #b0f691ba
 _CELLS = [(x, y) for y in (1 / 6, 1 / 2, 5 / 6) for x in (1 / 6, 1 / 2, 5 / 6)]
@@ -264,7 +233,6 @@ def sample_scenes(
         )
     return pd.DataFrame(rows)
 
-
 # %% ../../nbs/01_data.world.ipynb #27aaff17
 def _inside(shape, u, v):
     "Boolean mask of pixels inside `shape` for offsets u, v in radius units."
@@ -282,7 +250,6 @@ def _inside(shape, u, v):
         rho, phi = torch.sqrt(u * u + v * v), torch.atan2(u, -v)
         return rho <= 0.42 + 0.58 * ((1 + torch.cos(5 * phi)) / 2) ** 2
     raise ValueError(f"unknown shape {shape!r}")
-
 
 # %% ../../nbs/01_data.world.ipynb #b401b046
 def _backgrounds(styles, S, g):
@@ -324,7 +291,6 @@ def _backgrounds(styles, S, g):
     if len(idx):
         out[idx] = 240 + 10 * torch.rand(len(idx), 1, 1, 1, generator=g)
     return out
-
 
 # %% ../../nbs/01_data.world.ipynb #658c415d
 def render(
@@ -372,7 +338,6 @@ def render(
     img = img.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1)  # channels last for the gather
     col = torch.cat([torch.zeros(1, 3), rgb]).round_().clamp_(0, 255).to(torch.uint8)[lab]
     return torch.where(lab[..., None] > 0, col, img).permute(0, 3, 1, 2).contiguous()
-
 
 # %% ../../nbs/01_data.world.ipynb #6e037194
 def _word(rng, name, table, rate):
@@ -434,7 +399,6 @@ def caption(
         return f'{a} and {b}'
     objs = [_obj(rng, cfg, s, c) for s, c in zip(sh, co)]
     return f'{objs[0]}, {objs[1]} and {objs[2]}'
-
 
 # %% ../../nbs/01_data.world.ipynb #85fbf940
 def world_entries(
@@ -528,7 +492,6 @@ def world_descriptors(
     "Descriptors for the world's 'colour shape' classes, from its grammar's own words."
     return {c: [f'{c.split()[0]} colour'] + _SHAPE_WORDS.get(c.split()[-1], []) for c in classnames}
 
-
 # %% ../../nbs/01_data.world.ipynb #3ea9df7a
 def make_pairs(
     cfg: WorldConfig,  # the world's knobs
@@ -569,7 +532,6 @@ def make_pairs(
         meta = pd.concat([meta, dm], ignore_index=True)
     return Pairs(images, caps, meta)
 
-
 # %% ../../nbs/01_data.world.ipynb #fb3b9d7c
 def show_pairs(
     pairs: Pairs,  # image-text Pairs
@@ -605,7 +567,6 @@ def _wrap(s, w):
         else:
             line = f'{line} {t}'.strip()
     return out + [line]
-
 
 # %% ../../nbs/01_data.world.ipynb #0660f45f
 TEMPLATES = {
@@ -709,7 +670,6 @@ def world_tasks(
         out['novel_combos'] = _task('novel_combos', p, _combo_labels(p, heads), heads, TEMPLATES['object'])
     return out
 
-
 # %% ../../nbs/01_data.world.ipynb #6154a914
 @dataclass
 class RetrievalSet:
@@ -732,7 +692,6 @@ def world_retrieval(
     rows = p.meta.to_dict('records')
     caps = [caption(rows[i], cfg, rng) for i in range(n_images) for _ in range(captions_per_image)]
     return RetrievalSet(p.images, caps, torch.arange(n_images).repeat_interleave(captions_per_image))
-
 
 # %% ../../nbs/01_data.world.ipynb #3ce1a690
 import io, tarfile
@@ -758,7 +717,6 @@ def _add(tar, name, data):
     ti = tarfile.TarInfo(name)
     ti.size = len(data)
     tar.addfile(ti, io.BytesIO(data))
-
 
 # %% ../../nbs/01_data.world.ipynb #a8d2a9b0
 def export_csv(
