@@ -40,7 +40,7 @@ check-clean: $(STAMP)
 	if [ "$$before" != "$$after" ]; then \
 	  echo "ERROR: nbdev-export/nbdev-clean changed files: the library or the notebooks are out of step."; \
 	  echo "       Review and commit these:"; git status --porcelain -- nbs clipkit; exit 1; fi; \
-	echo "check-clean: nbdev-export, ruff format and nbdev-clean leave no diff"
+	echo "check-clean: nbdev-export and nbdev-clean leave no diff"
 	@$(MAKE) --no-print-directory -s lint && echo "lint: ruff passes"
 
 # Module notebooks (nbdev's runner), tests/, and every study through papermill with tiny parameters:
