@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np, torch
 
 # %% auto #0
-__all__ = ['DEFAULTS', 'find_settings', 'Settings', 'get_settings', 'get_device', 'set_threads', 'get_seed', 'seed_everything',
-           'fingerprint']
+__all__ = ['DEFAULTS', 'TMP_PREFIX', 'find_settings', 'Settings', 'get_settings', 'get_device', 'set_threads', 'get_seed',
+           'seed_everything', 'fingerprint', 'atomic_path', 'write_atomic', 'clean_temporaries']
 
 # %% ../nbs/00_config.ipynb #381de480
 DEFAULTS = dict(
@@ -54,37 +54,64 @@ class Settings:
     source: Path | None = None  # the settings file read, if any
 
 
+def _check_device(name: str, where: str) -> str:
+    "Return `name` if torch knows the device kind, else raise naming `where` it came from."
+    if name == 'auto':
+        return name
+    try:
+        torch.device(name)
+    except (RuntimeError, ValueError) as e:
+        raise ValueError(
+            f"{where}: device {name!r} is not a device torch knows ('auto', 'cpu', 'cuda', ...)"
+        ) from e
+    return name
+
+
 def get_settings(
     start=None,  # folder to search upwards from for settings.ini
 ) -> Settings:
-    "Read `settings.ini` (or defaults), apply `CLIPKIT_*` environment overrides, resolve paths."
+    """Read `settings.ini` (or defaults), apply `CLIPKIT_*` environment overrides, resolve paths. An unknown
+    key or an invalid value raises, naming the file (or variable) and the key."""
     f = find_settings(start)
     vals = dict(DEFAULTS)
+    where = {k: 'clipkit defaults' for k in vals}
     if f is not None:
         if not f.is_file():
             raise FileNotFoundError(f"CLIPKIT_SETTINGS points to {f}, which is not a file")
         cp = configparser.ConfigParser()
         cp.read(f)
-        vals.update(cp['clipkit'] if cp.has_section('clipkit') else {})
+        section = dict(cp['clipkit']) if cp.has_section('clipkit') else {}
+        unknown = sorted(set(section) - set(DEFAULTS))
+        if unknown:
+            raise ValueError(
+                f"settings: {f} [clipkit] has unknown keys {unknown}; the keys are {sorted(DEFAULTS)}"
+            )
+        vals.update(section)
+        where.update({k: f'{f} [clipkit] {k}' for k in section})
     for k in vals:
-        vals[k] = os.environ.get(f'CLIPKIT_{k.upper()}', vals[k])
+        env = f'CLIPKIT_{k.upper()}'
+        if env in os.environ:
+            vals[k] = os.environ[env]
+            where[k] = f'environment variable {env}'
     root = f.parent if f is not None else Path.cwd().resolve()
     path = lambda k: (root / Path(vals[k]).expanduser()).resolve()
-    try:
-        threads, seed = int(vals['threads']), int(vals['seed'])
-    except ValueError as e:
-        raise ValueError(
-            f"settings: threads and seed must be integers, got {vals['threads']!r}, {vals['seed']!r}"
-        ) from e
+    ints = {}
+    for k in ('threads', 'seed'):
+        try:
+            ints[k] = int(vals[k])
+        except ValueError as e:
+            raise ValueError(f"settings: {where[k]} must be an integer, got {vals[k]!r}") from e
+        if ints[k] < 0:
+            raise ValueError(f"settings: {where[k]} must be 0 or more, got {ints[k]}")
     return Settings(
         root,
         path('data_dir'),
         path('cache_dir'),
         path('results_dir'),
         path('studies_dir'),
-        vals['device'],
-        threads,
-        seed,
+        _check_device(vals['device'], f"settings: {where['device']}"),
+        ints['threads'],
+        ints['seed'],
         f,
     )
 
@@ -145,7 +172,7 @@ def fingerprint(
         if isinstance(o, torch.Tensor):
             o = o.detach().cpu().contiguous()
             h.update(str((o.dtype, tuple(o.shape))).encode())
-            h.update(o.view(-1).view(torch.uint8).numpy().tobytes() if o.numel() else b'')
+            h.update(o.view(-1).view(torch.uint8).numpy() if o.numel() else b'')  # the bytes, not a copy
         elif isinstance(o, np.ndarray):
             h.update(str((o.dtype, o.shape)).encode())
             h.update(np.ascontiguousarray(o).tobytes())
@@ -163,3 +190,60 @@ def fingerprint(
     for o in objs:
         feed(o)
     return h.hexdigest()[:n]
+
+# %% ../nbs/00_config.ipynb #09fedbca
+import contextlib, shutil, tempfile
+
+TMP_PREFIX = '.clipkit-tmp-'
+
+
+@contextlib.contextmanager
+def atomic_path(
+    path,  # the file or folder to create or replace
+    folder: bool = False,  # yield a fresh temporary folder instead of a file name
+):
+    """Yield a temporary path beside `path`; when the block ends without an error, rename it to `path`
+    (replacing a file; a folder is replaced via a second rename). On an error the temporary is removed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if folder:
+        tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=path.parent))
+    else:
+        fd, name = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=path.suffix, dir=path.parent)
+        os.close(fd)
+        tmp = Path(name)
+    try:
+        yield tmp
+        if folder and path.exists():
+            old = path.with_name(f'{TMP_PREFIX}old-{path.name}-{os.getpid()}')
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    finally:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif tmp.exists():
+            tmp.unlink()
+
+
+def write_atomic(
+    path,  # the file to create or replace
+    data,  # str or bytes
+) -> Path:
+    "Write `data` to `path` atomically (a reader never sees half of it)."
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data.encode() if isinstance(data, str) else data)
+    return Path(path)
+
+
+def clean_temporaries(
+    folder,  # a folder where atomic writes happen
+) -> list:
+    "Remove the temporary files and folders that killed atomic writes left in `folder`; return their names."
+    gone = []
+    for p in Path(folder).glob(TMP_PREFIX + '*'):
+        shutil.rmtree(p) if p.is_dir() else p.unlink()
+        gone.append(p.name)
+    return sorted(gone)

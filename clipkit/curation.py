@@ -10,7 +10,7 @@ from pathlib import Path
 from types import SimpleNamespace
 import numpy as np, pandas as pd, torch, torch.nn.functional as F
 from .config import get_settings, fingerprint, get_seed
-from .features import extract, text_features, model_fingerprint, data_fingerprint
+from .features import extract, text_features, model_fingerprint, data_fingerprint, cached_tensor
 
 # %% auto #0
 __all__ = ['normalize_text', 'metaclip_spacing', 'Matcher', 'read_entries', 'balance', 'balance_report', 'BalancedSampler',
@@ -186,24 +186,20 @@ def pair_scores(
     progress: bool = False,  # show a progress bar
 ) -> torch.Tensor:
     "Cosine between each pair's image and caption under `model`, cached by content."
-    from safetensors.torch import save_file, load_file
-
     key = fingerprint(model_fingerprint(model), data_fingerprint(pairs.images), list(pairs.captions))
     f = Path(cache_dir or get_settings().cache_dir) / 'features' / f'scores-{key}.safetensors'
-    if cache and f.is_file():
-        return load_file(str(f))['scores']
-    img = extract(
-        model,
-        SimpleNamespace(images=pairs.images, labels=None),
-        cache=cache,
-        cache_dir=cache_dir,
-        progress=progress,
-    ).image
-    s = (F.normalize(img, dim=-1) * text_features(model, tokenizer, list(pairs.captions))).sum(1)
-    if cache:
-        f.parent.mkdir(parents=True, exist_ok=True)
-        save_file({'scores': s.contiguous()}, str(f))
-    return s
+
+    def compute():
+        img = extract(
+            model,
+            SimpleNamespace(images=pairs.images, labels=None),
+            cache=cache,
+            cache_dir=cache_dir,
+            progress=progress,
+        ).image
+        return (F.normalize(img, dim=-1) * text_features(model, tokenizer, list(pairs.captions))).sum(1)
+
+    return cached_tensor(f, compute, cache)
 
 
 def score_filter(

@@ -18,7 +18,18 @@ def classification_metrics(
 ) -> dict:
     "top1, top5 (None for fewer than 5 classes) and mean per-class recall."
     labels = torch.as_tensor(labels)
+    if logits.ndim != 2 or labels.shape != (len(logits),):
+        raise ValueError(
+            f"classification_metrics: logits {tuple(logits.shape)} and labels {tuple(labels.shape)} "
+            "must be (N, C) and (N,)"
+        )
     C = logits.shape[1]
+    outside = (labels < 0) | (labels >= C)
+    if outside.any():
+        raise ValueError(
+            f"classification_metrics: {int(outside.sum())} labels lie outside [0, {C}) "
+            f"(first: {int(labels[outside][0])} at row {int(outside.nonzero()[0])})"
+        )
     pred = logits.argmax(1)
     top1 = (pred == labels).float().mean().item()
     top5 = (logits.topk(5, dim=1).indices == labels[:, None]).any(1).float().mean().item() if C >= 5 else None

@@ -4,13 +4,14 @@
 
 # %% ../nbs/11_studies.ipynb #b9684f39
 from __future__ import annotations
-import argparse, json, math, sys
+import argparse, ast, json, math, os, sys
 from pathlib import Path
 import numpy as np, pandas as pd
-from .config import get_settings
+from .config import get_settings, fingerprint, write_atomic, atomic_path
 
 # %% auto #0
-__all__ = ['write_json', 'flatten', 'tidy_rows', 'write_results', 'study_path', 'list_studies', 'run_study', 'main', 'train_cmd']
+__all__ = ['write_json', 'flatten', 'tidy_rows', 'write_results', 'ResultLog', 'study_path', 'list_studies', 'check_params',
+           'run_study', 'main', 'train_cmd']
 
 # %% ../nbs/11_studies.ipynb #5db91305
 def _clean(o):
@@ -32,11 +33,8 @@ def write_json(
     obj,  # a JSON-able object (NaN and inf become null)
     path,  # the file
 ) -> Path:
-    "Write `obj` as strict JSON (null, never NaN)."
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(json.dumps(_clean(obj), indent=2, allow_nan=False))
-    return p
+    "Write `obj` as strict JSON (null, never NaN), atomically."
+    return write_atomic(path, json.dumps(_clean(obj), indent=2, allow_nan=False))
 
 
 def flatten(
@@ -72,13 +70,91 @@ def write_results(
     out_dir,  # the folder to write into (created if missing)
     name: str = 'results',  # the files are name.csv and name.json
 ) -> pd.DataFrame:
-    "Write tidy rows as CSV and strict JSON into `out_dir`; return them as a DataFrame."
+    "Write tidy rows as CSV and strict JSON into `out_dir`, each atomically; return them as a DataFrame."
     df = pd.DataFrame(rows)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    df.to_csv(out / f'{name}.csv', index=False)
+    write_atomic(out / f'{name}.csv', df.to_csv(index=False))
     write_json(rows, out / f'{name}.json')
     return df
+
+# %% ../nbs/11_studies.ipynb #7d49a417
+class ResultLog:
+    "Results of a study's grid cells, appended to `out_dir/<name>.cells.jsonl` as each cell finishes."
+
+    def __init__(
+        self,
+        out_dir,  # the study's output folder
+        context: dict
+        | None = None,  # the settings every cell depends on; cells logged under others are ignored
+        recompute: bool = False,  # ignore (and remove) the cells a previous run logged
+        name: str = 'results',  # the log is `<name>.cells.jsonl`
+    ):
+        self.path = Path(out_dir) / f'{name}.cells.jsonl'
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.context = fingerprint(_clean(context or {}))
+        self.results, self.reused, self.other_context, self.torn = {}, 0, 0, 0
+        if recompute and self.path.exists():
+            self.path.unlink()
+        if self.path.exists():
+            self._read()
+
+    @staticmethod
+    def _key(cell: dict) -> str:
+        return json.dumps(_clean(cell), sort_keys=True)
+
+    def _read(self):
+        text = self.path.read_text()
+        whole, _, tail = text.rpartition('\n')
+        if tail:  # a line cut by a kill: drop it so that appends start on a fresh line
+            self.torn += 1
+            write_atomic(self.path, whole + '\n' if whole else '')
+        for line in whole.splitlines():
+            record = json.loads(line)
+            if record['context'] != self.context:
+                self.other_context += 1
+                continue
+            self.results[self._key(record['cell'])] = record['result']
+
+    def get(
+        self,
+        **cell,  # the cell's coordinates, e.g. method='gda', shots=4, seed=0
+    ):
+        "The logged result of a cell, or None."
+        return self.results.get(self._key(cell))
+
+    def add(
+        self,
+        result,  # the cell's result: a JSON-able dict or list
+        **cell,  # the cell's coordinates
+    ):
+        "Append a finished cell's result to the log (flushed and synced) and return it."
+        line = json.dumps(
+            {'context': self.context, 'cell': _clean(cell), 'result': _clean(result)}, allow_nan=False
+        )
+        with open(self.path, 'a') as f:
+            f.write(line + '\n')
+            f.flush()
+            os.fsync(f.fileno())
+        self.results[self._key(cell)] = json.loads(line)['result']
+        return self.results[self._key(cell)]
+
+    def cell(
+        self,
+        compute,  # a function of no arguments returning the cell's result
+        **cell,  # the cell's coordinates
+    ):
+        "The cell's logged result if a previous run finished it, else compute() appended to the log."
+        done = self.get(**cell)
+        if done is not None:
+            self.reused += 1
+            return done
+        return self.add(compute(), **cell)
+
+    def __repr__(self):
+        return (
+            f'ResultLog({self.path.name}: {len(self.results)} cells, {self.reused} reused, '
+            f'{self.other_context} from other settings set aside, {self.torn} torn lines dropped)'
+        )
 
 # %% ../nbs/11_studies.ipynb #f1f063d9
 def study_path(
@@ -116,6 +192,43 @@ def _kernel(nb: Path, kernel):
     return want if want in KernelSpecManager().find_kernel_specs() else 'python3'
 
 
+def _kind(value) -> str:
+    "The kind of a parameter value that another value must share."
+    if value is None:
+        return 'any'
+    if isinstance(value, bool):
+        return 'bool'
+    if isinstance(value, (int, float)):
+        return 'int' if isinstance(value, int) else 'float'
+    if isinstance(value, (list, tuple)):
+        return 'list'
+    return type(value).__name__
+
+
+def check_params(
+    study: str,  # the study's name, for messages
+    known: dict,  # papermill's inspection of the notebook: {name: {'default': source text, ...}}
+    params: dict,  # the values asked for
+):
+    """Refuse unknown parameters and values of another kind than the default's (an int for an int, a number
+    for a float, a list for a list, ...), naming the parameter, before the kernel starts."""
+    unknown = set(params) - set(known)
+    if unknown:
+        raise ValueError(f"study {study!r} has no parameters {sorted(unknown)}; it has {sorted(known)}")
+    for key, value in params.items():
+        try:
+            default = ast.literal_eval(known[key]['default'])
+        except (ValueError, SyntaxError):
+            continue  # a default computed by an expression: nothing to compare with
+        want, got = _kind(default), _kind(value)
+        if want == 'any' or want == got or (want == 'float' and got == 'int'):
+            continue
+        raise ValueError(
+            f"study {study!r}: parameter {key} = {value!r} is a {got}, but its default "
+            f"{known[key]['default']} is a {want}"
+        )
+
+
 def run_study(
     name,  # a study name (in studies_dir) or a notebook path
     params: dict | None = None,  # papermill parameters
@@ -128,12 +241,10 @@ def run_study(
     import papermill as pm
 
     nb = study_path(name)
+    known = pm.inspect_notebook(str(nb))
+    check_params(nb.stem, known, params or {})  # before any folder is made or kernel started
     out = Path(out_dir or get_settings().results_dir / nb.stem).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    known = pm.inspect_notebook(str(nb))
-    unknown = set(params or {}) - set(known)
-    if unknown:
-        raise ValueError(f"study {nb.stem!r} has no parameters {sorted(unknown)}; it has {sorted(known)}")
     params = {**(params or {}), **({'out_dir': str(out)} if 'out_dir' in known else {})}
     dest = out / f'{nb.stem}.ipynb'
     pm.execute_notebook(
@@ -197,6 +308,23 @@ def main(
     tr.add_argument(
         '--out', required=True, help='checkpoint folder (open_clip local-dir format) and history.csv'
     )
+    tr.add_argument('--ckpt-dir', default=None, help='write training checkpoints here (step-N/ folders)')
+    tr.add_argument(
+        '--ckpt-every',
+        type=int,
+        default=0,
+        help='checkpoint every N steps (0: only with --ckpt-dir, at the end)',
+    )
+    tr.add_argument('--ckpt-keep', type=int, default=2, help='how many of the newest checkpoints to keep')
+    tr.add_argument(
+        '--resume', action='store_true', help='continue from the newest good checkpoint in --ckpt-dir'
+    )
+    tr.add_argument(
+        '--allow-changed',
+        default='',
+        metavar='FIELDS',
+        help="comma-separated config fields a resumed run may change (e.g. steps), or 'all'",
+    )
     a = ap.parse_args(argv)
     if a.cmd == 'train':
         return train_cmd(a)
@@ -244,13 +372,22 @@ def train_cmd(
         lock_text=a.lock_text,
         grad_checkpointing=a.grad_checkpointing,
         sparse_embedding=not a.no_sparse_embedding,
+        ckpt_dir=a.ckpt_dir,
+        ckpt_every=a.ckpt_every or (a.steps if a.ckpt_dir else 0),
+        ckpt_keep=a.ckpt_keep,
     )
+    allowed = True if a.allow_changed == 'all' else tuple(f for f in a.allow_changed.split(',') if f)
     torch.manual_seed(a.seed)
     m, tok, _ = create(a.model, loss=a.loss)
-    hist = train(m, tok, make_pairs(WorldConfig(), a.n_pairs, seed=a.seed), cfg)
+    if a.resume and not a.ckpt_dir:
+        raise SystemExit('clipkit train: --resume needs --ckpt-dir')
+    pairs = make_pairs(WorldConfig(), a.n_pairs, seed=a.seed)
+    hist = train(m, tok, pairs, cfg, resume=a.resume, allow_changed=allowed)
     if rank == 0:
-        out = save(m, a.out, extra={'world_size': world})
-        hist.to_csv(out / 'history.csv', index=False)
+        with atomic_path(a.out, folder=True) as tmp:  # the output folder appears whole or not at all
+            save(m, tmp, extra={'world_size': world})
+            hist.to_csv(tmp / 'history.csv', index=False)
+        out = Path(a.out)
         print(f'clipkit: {world} process(es), final loss {hist.loss.iloc[-1]:.4f}, wrote {out}')
     if world > 1:
         import torch.distributed as dist

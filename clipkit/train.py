@@ -6,20 +6,22 @@ gradient checkpointing, and DistributedDataParallel under `torchrun`."""
 
 # %% ../nbs/06_train.ipynb #cc98b082
 from __future__ import annotations
-import contextlib, math, time
+import contextlib, hashlib, json, math, shutil, time, warnings
 from dataclasses import dataclass, asdict, field, replace
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from tqdm.auto import tqdm
-from .config import set_threads, seed_everything, get_device, get_seed
+from .config import set_threads, seed_everything, get_device, get_seed, fingerprint
+from .config import atomic_path, write_atomic, clean_temporaries
 from .losses import LOSSES, ContrastiveLoss, get_loss, dist_info
 from . import models
 from .types import take_images
-from .features import image_batch
+from .features import image_batch, prompts_for, data_fingerprint
 
 # %% auto #0
-__all__ = ['TrainConfig', 'lr_at', 'make_optimizers', 'batch_order', 'sampler_order', 'train_step', 'group_ids', 'prepare',
-           'init_distributed', 'train', 'task_pairs', 'world_model']
+__all__ = ['RUN_ONLY_FIELDS', 'TrainConfig', 'lr_at', 'make_optimizers', 'batch_order', 'sampler_order', 'train_step',
+           'group_ids', 'prepare', 'data_identity', 'checkpoint_problem', 'init_distributed', 'train', 'task_pairs',
+           'world_model']
 
 # %% ../nbs/06_train.ipynb #8c1650f0
 @dataclass
@@ -47,7 +49,10 @@ class TrainConfig:
     sparse_embedding: bool = True  # SparseAdam on the batch's token-table rows (no weight decay on the table)
     eval_every: int = 0  # call eval_fn every N steps (0: only at the end)
     ckpt_every: int = 0  # checkpoint every N steps into ckpt_dir (0: never)
-    ckpt_dir: str | None = None  # folder of the checkpoints (`ckpt_dir/last/`)
+    ckpt_dir: str | None = None  # folder of the checkpoints (`step-<N>/` folders and a `last` pointer)
+    ckpt_keep: int = (
+        2  # how many of the newest checkpoints to keep (a damaged one falls back to the one before)
+    )
     seed: int | None = None  # data order, initialisation and sampling; the settings' seed by default
     threads: int | None = None  # torch threads; the settings' value by default
     device: str | None = None  # 'cpu', 'cuda', 'auto', ...; the settings' device by default
@@ -213,24 +218,130 @@ def prepare(
     return model
 
 # %% ../nbs/06_train.ipynb #544bd1e1
-def _save_ckpt(model, opts, step, history, cfg):
-    d = models.save(model, Path(cfg.ckpt_dir) / 'last', extra={'step': step, 'train_config': asdict(cfg)})
-    torch.save(
-        {'step': step, 'optimizers': [o.state_dict() for o in opts], 'history': history}, d / 'trainer.pt'
+RUN_ONLY_FIELDS = ('progress', 'threads', 'device', 'eval_every', 'ckpt_every', 'ckpt_dir', 'ckpt_keep')
+
+
+def _sha256(path) -> str:
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            h.update(block)
+    return h.hexdigest()
+
+
+def data_identity(
+    pairs,  # the training Pairs
+) -> str:
+    """A cheap identity of training data: its size, captions and images (pixels of tensors; references, sizes
+    and mtimes of files)."""
+    return fingerprint(len(pairs), list(pairs.captions), data_fingerprint(pairs.images, file_key='stat'))
+
+
+def _save_ckpt(model, opts, step, history, cfg, data_id):
+    "Write checkpoint `step-<step>` whole or not at all, point `last` at it, and keep the newest ckpt_keep."
+    root = Path(cfg.ckpt_dir)
+    name = f'step-{step:08d}'
+    with atomic_path(root / name, folder=True) as tmp:
+        models.save(model, tmp, extra={'step': step, 'train_config': asdict(cfg), 'data': data_id})
+        torch.save(
+            {'step': step, 'optimizers': [o.state_dict() for o in opts], 'history': history},
+            tmp / 'trainer.pt',
+        )
+        files = {f.name: _sha256(f) for f in sorted(tmp.iterdir())}
+        (tmp / 'manifest.json').write_text(json.dumps({'step': step, 'files': files}, indent=1))
+    write_atomic(root / 'last', name + '\n')
+    for old in sorted(root.glob('step-*'))[: -max(cfg.ckpt_keep, 1)]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def checkpoint_problem(
+    folder,  # a checkpoint folder `step-<N>/`
+) -> str | None:
+    "What is wrong with a checkpoint folder (naming the file), or None when it matches its manifest."
+    folder = Path(folder)
+    manifest = folder / 'manifest.json'
+    try:
+        record = json.loads(manifest.read_text())
+    except (OSError, ValueError) as e:
+        return f'{manifest} is missing or unreadable ({type(e).__name__})'
+    for fname, digest in record['files'].items():
+        f = folder / fname
+        if not f.is_file():
+            return f'{f} is missing'
+        if _sha256(f) != digest:
+            return f'{f} does not match its checksum'
+    stored = json.loads((folder / 'open_clip_config.json').read_text()).get('clipkit', {})
+    if stored.get('step') != record['step']:
+        config = folder / 'open_clip_config.json'
+        return f"{config} is of step {stored.get('step')}, the manifest of {record['step']}"
+    return None
+
+
+def _differences(stored: dict, current: dict) -> dict:
+    "{field: (checkpoint's value, this run's value)} for the fields that change what is trained."
+    norm = lambda d: json.loads(
+        json.dumps({k: v for k, v in d.items() if k not in RUN_ONLY_FIELDS}, default=str)
     )
+    a, b = norm(stored), norm(current)
+    return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
 
 
-def _load_ckpt(model, opts, cfg):
+def _candidates(root: Path) -> list:
+    "Checkpoint folders, newest first, with the one `last` names at the front."
+    steps = sorted((p for p in root.glob('step-*') if p.is_dir()), reverse=True)
+    pointer = root / 'last'
+    named = root / pointer.read_text().strip() if pointer.is_file() else None
+    return ([named] if named in steps else []) + [p for p in steps if p != named]
+
+
+def _load_ckpt(model, opts, cfg, data_id, allow_changed):
+    "(step, history) of the newest good checkpoint in cfg.ckpt_dir, loaded into model and opts; else (0, [])."
     from safetensors.torch import load_file
 
-    d = Path(cfg.ckpt_dir) / 'last'
-    if not (d / 'trainer.pt').is_file():
+    root = Path(cfg.ckpt_dir)
+    if not root.is_dir():
         return 0, []
-    model.load_state_dict(load_file(str(d / 'open_clip_model.safetensors')))
-    st = torch.load(d / 'trainer.pt', weights_only=True)
-    for o, s in zip(opts, st['optimizers']):
-        o.load_state_dict(s)
-    return st['step'], st['history']
+    gone = clean_temporaries(root)
+    if gone:
+        warnings.warn(f"train: removed {len(gone)} unfinished checkpoint writes in {root}: {gone}")
+    problems = []
+    for folder in _candidates(root):
+        problem = checkpoint_problem(folder)
+        if problem is None:
+            stored = json.loads((folder / 'open_clip_config.json').read_text())['clipkit']
+            diff = _differences(
+                {**stored['train_config'], 'data': stored.get('data')}, {**asdict(cfg), 'data': data_id}
+            )
+            refused = (
+                diff if allow_changed is True else {k: v for k, v in diff.items() if k not in allow_changed}
+            )
+            if refused:
+                listed = '; '.join(
+                    f'{k}: checkpoint {old!r}, this run {new!r}' for k, (old, new) in refused.items()
+                )
+                raise ValueError(
+                    f"train: {folder} is a checkpoint of another run ({listed}). Use another ckpt_dir, or "
+                    f"pass allow_changed={tuple(refused)} to continue it with these changes."
+                )
+            if diff:
+                warnings.warn(f"train: continuing {folder} with changed {sorted(diff)}")
+            try:
+                state = torch.load(folder / 'trainer.pt', weights_only=True)
+                weights = load_file(str(folder / 'open_clip_model.safetensors'))
+            except Exception as e:
+                problem = f"{folder} could not be loaded ({type(e).__name__}: {e})"
+        if problem is None:
+            model.load_state_dict(weights)
+            for o, s in zip(opts, state['optimizers']):
+                o.load_state_dict(s)
+            if problems:
+                warnings.warn(f"train: fell back to {folder}: " + '; '.join(problems))
+            return state['step'], state['history']
+        problems.append(problem)
+        warnings.warn(f"train: damaged checkpoint: {problem}; trying an earlier one")
+    if problems:
+        raise RuntimeError(f"train: no usable checkpoint in {root}: " + '; '.join(problems))
+    return 0, []
 
 
 def _mean_over_processes(v: float) -> float:
@@ -286,7 +397,8 @@ def train(
     cfg: TrainConfig | None = None,  # the trainer's settings; TrainConfig() where None
     eval_fn=None,  # called as eval_fn(model, step) -> dict of metrics
     preprocess=None,  # for pairs whose images are PIL images
-    resume: bool = True,  # continue from ckpt_dir/last if present
+    resume: bool = True,  # continue from the newest good checkpoint in ckpt_dir, if there is one
+    allow_changed=(),  # config fields (or 'data') a resumed run may change, e.g. ('steps',); True: any
     until: int | None = None,  # stop after this step (as if interrupted), keeping the schedule of cfg.steps
     teacher=None,  # a frozen model for the distill, affinity and cwcl losses
     sampler=None,  # choose each epoch's rows (clipkit.curation.BalancedSampler: online MetaCLIP balancing)
@@ -326,7 +438,15 @@ def train(
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         net = DDP(model, device_ids=[dev.index] if dev.type == 'cuda' else None)
-    start, history = _load_ckpt(model, opts, cfg) if (resume and cfg.ckpt_dir) else (0, [])
+    data_id = data_identity(pairs) if cfg.ckpt_dir else None
+    if cfg.ckpt_dir and not resume and _candidates(Path(cfg.ckpt_dir)):
+        raise ValueError(
+            f"train: resume=False, but {cfg.ckpt_dir} already holds checkpoints; remove them or use "
+            "another ckpt_dir"
+        )
+    start, history = (
+        _load_ckpt(model, opts, cfg, data_id, allow_changed) if (resume and cfg.ckpt_dir) else (0, [])
+    )
     t0 = time.perf_counter() - (history[-1]['seconds'] if history else 0)
     local = cfg.batch_size // world
     bar = tqdm(
@@ -387,7 +507,7 @@ def train(
             and cfg.ckpt_dir
             and ((step + 1) % cfg.ckpt_every == 0 or last or step + 1 == until)
         ):
-            _save_ckpt(model, opts, step + 1, history, cfg)
+            _save_ckpt(model, opts, step + 1, history, cfg, data_id)
     model.eval()
     if hasattr(model, 'token_embedding'):
         model.token_embedding.sparse = False
@@ -407,11 +527,7 @@ def task_pairs(
     caps = []
     for y in task.labels.tolist():
         name = task.classnames[y]
-        ps = (
-            task.templates[name]
-            if isinstance(task.templates, dict)
-            else [tp.replace('{c}', name).replace('{}', name) for tp in task.templates]
-        )
+        ps = prompts_for(name, task.templates)
         caps.append(ps[rng.integers(len(ps))])
     meta = task.meta.copy()
     meta['label'] = task.labels.numpy()
@@ -429,18 +545,14 @@ def world_model(
     """A model trained on the embedded world, from the cache when present: (model, tokenizer, preprocess,
     history)."""
     from clipkit.data.world import WorldConfig, make_pairs
-    from clipkit.config import get_settings, fingerprint
+    from clipkit.config import get_settings
 
     world, cfg = world or WorldConfig(), cfg or TrainConfig()
     cfg = replace(cfg, seed=get_seed(cfg.seed))
     key = fingerprint(
         model,
         asdict(world),
-        {
-            k: v
-            for k, v in asdict(cfg).items()
-            if k not in ('progress', 'threads', 'device', 'eval_every', 'ckpt_every', 'ckpt_dir')
-        },
+        {k: v for k, v in asdict(cfg).items() if k not in RUN_ONLY_FIELDS},
         n_pairs,
     )
     d = Path(cache_dir or get_settings().cache_dir) / 'models' / key
@@ -452,6 +564,9 @@ def world_model(
     pool = make_pairs(world, n_pairs, seed=cfg.seed)
     hist = train(m, tok, pool, cfg)
     if cache:
-        models.save(m, d, extra={'world': asdict(world), 'train_config': asdict(cfg), 'n_pairs': n_pairs})
-        hist.to_csv(d / 'history.csv', index=False)
+        with atomic_path(d, folder=True) as tmp:  # a killed write leaves no half entry to be read back
+            models.save(
+                m, tmp, extra={'world': asdict(world), 'train_config': asdict(cfg), 'n_pairs': n_pairs}
+            )
+            hist.to_csv(tmp / 'history.csv', index=False)
     return m, tok, pre, hist

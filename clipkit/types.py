@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 import numpy as np, pandas as pd, torch
 
 # %% auto #0
-__all__ = ['take_images', 'Pairs', 'Task', 'Features']
+__all__ = ['take_images', 'Pairs', 'check_templates', 'Task', 'Features']
 
 # %% ../nbs/00_types.ipynb #f9c9f693
 def take_images(
@@ -47,6 +47,44 @@ class Pairs:
         meta = self.meta.iloc[idx].reset_index(drop=True)
         return Pairs(take_images(self.images, idx), captions, meta)
 
+# %% ../nbs/00_types.ipynb #6eccfe1f
+import re
+
+_FIELD = re.compile(r'\{[^{}]*\}')
+
+
+def check_templates(
+    templates,  # a list of strings with one '{}' or '{c}' each, or a dict {classname: [prompts]}
+    classnames: list | None = None,  # with a dict, every class here must have prompts
+    where: str = 'templates',  # who is checking, for the message
+):
+    "Return `templates` if they are well formed; raise a ValueError naming the first bad one otherwise."
+    if isinstance(templates, dict):
+        for name, prompts in templates.items():
+            if isinstance(prompts, str) or not all(isinstance(p, str) for p in prompts) or not len(prompts):
+                raise ValueError(
+                    f"{where}: the prompts of class {name!r} must be a non-empty list of strings"
+                )
+        missing = [c for c in classnames or [] if c not in templates]
+        if missing:
+            raise ValueError(f"{where}: no prompts for classes {missing[:5]} in the templates dict")
+        return templates
+    if isinstance(templates, (str, bytes)) or not isinstance(templates, (list, tuple)):
+        raise ValueError(
+            f"{where}: expected a list of templates or a dict of prompts per class, got "
+            f"{type(templates).__name__} {templates!r:.60}"
+        )
+    if not templates:
+        raise ValueError(f"{where}: the template list is empty")
+    for t in templates:
+        fields = _FIELD.findall(t) if isinstance(t, str) else None
+        if fields is None or len(fields) != 1 or fields[0] not in ('{}', '{c}'):
+            raise ValueError(
+                f"{where}: template {t!r} must hold exactly one class placeholder, '{{}}' or '{{c}}' "
+                f"(found {fields})"
+            )
+    return templates
+
 # %% ../nbs/00_types.ipynb #cc6d7a2e
 @dataclass
 class Task:
@@ -56,7 +94,7 @@ class Task:
     images: object  # uint8 tensor (n, 3, H, W) or a sequence of PIL images
     labels: torch.Tensor  # (n,) int64 class indices
     classnames: list  # the names the labels index
-    templates: object  # list of '{}' / '{c}' templates, or {classname: [prompts]}
+    templates: object  # list of '{}' / '{c}' templates, or {classname: [prompts]} (see check_templates)
     meta: pd.DataFrame = None  # per-image facts (style, domain, ...)
 
     def __post_init__(self):
@@ -74,6 +112,8 @@ class Task:
                 f"Task {self.name!r}: labels must lie in [0, {n_classes}), "
                 f"got [{int(self.labels.min())}, {int(self.labels.max())}]"
             )
+        if self.templates is not None:
+            check_templates(self.templates, self.classnames, f"Task {self.name!r}")
 
     def __len__(self):
         return len(self.labels)

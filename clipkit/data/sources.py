@@ -6,7 +6,7 @@ folders and torchvision datasets; few-shot and base/novel splits."""
 # %% ../../nbs/02_data.sources.ipynb #29a7df37
 from __future__ import annotations
 from ..config import get_seed
-import csv, io, tarfile, warnings
+import csv, io, os, tarfile, warnings
 from collections import defaultdict
 from pathlib import Path
 import numpy as np, pandas as pd, torch
@@ -14,7 +14,7 @@ from PIL import Image
 from ..types import Pairs, Task
 
 # %% auto #0
-__all__ = ['IMG_EXT', 'LazyImages', 'BadInput', 'read_csv_pairs', 'read_wds_pairs', 'image_folder_task', 'torchvision_task',
+__all__ = ['LazyImages', 'BadInput', 'read_csv_pairs', 'read_wds_pairs', 'image_folder_task', 'torchvision_task',
            'few_shot_indices', 'few_shot', 'base_novel']
 
 # %% ../../nbs/02_data.sources.ipynb #e92e5281
@@ -46,6 +46,12 @@ class LazyImages:
         return f'LazyImages({len(self)} images)'
 
 
+def _image_extensions() -> set:
+    "Every file extension (no dot, lower case) that PIL can open."
+    Image.init()
+    return {e.lstrip('.').lower() for e in Image.registered_extensions()}
+
+
 def _check_image(src):
     "Return None if `src` (path or bytes) decodes as an image, else the reason."
     try:
@@ -61,20 +67,37 @@ class BadInput(ValueError):
     "Bad rows or files in a data source; the message names them."
 
 
-def _report(what, bad, skip_bad):
-    "Raise on bad rows, or warn with their count when skipping."
-    if not bad:
-        return []
-    if not skip_bad:
+def _report(what, read, bad, skip_bad, ignored=None, dropped=None):
+    """Raise on bad rows, or warn and return the reader's account: what it read, kept and skipped, each
+    skip by reason, the files it ignored and the classes it dropped."""
+    if bad and not skip_bad:
         where, why = bad[0]
         more = f' (and {len(bad) - 1} more)' if len(bad) > 1 else ''
         raise BadInput(f"{what}: {where}: {why}{more}. Pass skip_bad=True to skip and count such rows.")
-    warnings.warn(
-        f"{what}: skipped {len(bad)} bad rows: "
-        + '; '.join(f'{w}: {y}' for w, y in bad[:5])
-        + (' ...' if len(bad) > 5 else '')
+    if bad:
+        warnings.warn(
+            f"{what}: skipped {len(bad)} bad rows: "
+            + '; '.join(f'{w}: {y}' for w, y in bad[:5])
+            + (' ...' if len(bad) > 5 else '')
+        )
+    by_reason = defaultdict(int)
+    for _, why in bad:
+        by_reason[why.split(' (')[0]] += 1
+    return dict(
+        read=read,
+        kept=read - len(bad),
+        skipped=dict(by_reason),
+        skipped_rows=[dict(where=str(w), why=y) for w, y in bad],
+        ignored=dict(ignored or {}),
+        dropped_classes=list(dropped or []),
     )
-    return [dict(where=str(w), why=y) for w, y in bad]
+
+
+def _with_report(meta, report):
+    "Attach a reader's account to its metadata table (`meta.attrs['report']`, `meta.attrs['skipped']`)."
+    meta.attrs['report'] = report
+    meta.attrs['skipped'] = report['skipped_rows']
+    return meta
 
 # %% ../../nbs/02_data.sources.ipynb #efdc095f
 def read_csv_pairs(
@@ -85,106 +108,180 @@ def read_csv_pairs(
     skip_bad: bool = False,  # skip, count and report bad rows instead of raising
     check_images: bool = True,  # decode every image once at read time
 ) -> Pairs:
-    "Read image-text pairs from an open_clip CSV/TSV file."
+    "Read image-text pairs from an open_clip CSV/TSV file; the account is in `meta.attrs['report']`."
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"read_csv_pairs: no such file {path}")
     with open(path, newline='') as f:
-        rows = list(csv.DictReader(f, delimiter=sep))
-    if rows and (img_key not in rows[0] or caption_key not in rows[0]):
+        reader = csv.DictReader(f, delimiter=sep)
+        rows = list(reader)
+        header = reader.fieldnames
+    if not header:
+        raise BadInput(f"read_csv_pairs: {path} is empty (no header, no rows)")
+    if img_key not in header or caption_key not in header:
         raise BadInput(
-            f"read_csv_pairs: {path} has columns {list(rows[0])}, expected {img_key!r} and {caption_key!r} "
+            f"read_csv_pairs: {path} has columns {list(header)}, expected {img_key!r} and {caption_key!r} "
             f"(sep={sep!r})"
         )
+    if not rows:
+        raise BadInput(f"read_csv_pairs: {path} has a header and no rows")
     keep, bad = [], []
     for i, r in enumerate(rows, start=2):
+        n_fields = (
+            len(header) + len(r.get(None) or []) - sum(v is None for k, v in r.items() if k is not None)
+        )
         cap, fp = (r.get(caption_key) or '').strip(), (r.get(img_key) or '').strip()
         f = (path.parent / fp) if fp else None
-        why = (
-            'empty caption'
-            if not cap
-            else 'empty image path'
-            if not fp
-            else _check_image(f)
-            if check_images
-            else None
-        )
+        if n_fields != len(header):
+            why = f'{n_fields} fields where the header has {len(header)}'
+        elif not cap:
+            why = 'empty caption'
+        elif not fp:
+            why = 'empty image path'
+        else:
+            why = _check_image(f) if check_images else None
         if why:
             bad.append((f'{path}:{i} ({fp})', why))
         else:
             keep.append((str(f), cap, i))
-    skipped = _report('read_csv_pairs', bad, skip_bad)
+    report = _report('read_csv_pairs', len(rows), bad, skip_bad)
     meta = pd.DataFrame({'filepath': [k[0] for k in keep], 'source_row': [k[2] for k in keep]})
-    meta.attrs['skipped'] = skipped
-    return Pairs(LazyImages(k[0] for k in keep), [k[1] for k in keep], meta)
+    return Pairs(LazyImages(k[0] for k in keep), [k[1] for k in keep], _with_report(meta, report))
 
 # %% ../../nbs/02_data.sources.ipynb #3fb39caf
-IMG_EXT = ('jpg', 'jpeg', 'png', 'webp')
+def _shard_members(path):
+    """{key: {ext: bytes}} of a tar shard, the member keys in order, and what is wrong with the file (None if
+    it is whole)."""
+    groups = defaultdict(dict)
+    size = Path(path).stat().st_size
+    end = 0
+    with tarfile.open(path) as tar:
+        for m in tar:
+            end = m.offset_data + -(-m.size // 512) * 512
+            if not m.isfile():
+                continue
+            key, _, ext = m.name.rpartition('.')
+            try:
+                data = tar.extractfile(m).read()
+            except (tarfile.ReadError, OSError, EOFError):
+                return groups, f'cut inside member {m.name}'
+            if len(data) != m.size:
+                return groups, f'cut inside member {m.name}'
+            groups[key][ext.lower()] = data
+    with open(path, 'rb') as f:
+        f.seek(end)
+        tail = f.read(1024)
+    if size < end + 1024 or tail.strip(b'\0'):
+        return groups, f'truncated shard (no end-of-archive blocks after byte {end})'
+    return groups, None
+
+
+def _expected_samples(path, expected):
+    "The sample count a shard should hold: `expected[name]`, else img2dataset's `<stem>_stats.json`, or None."
+    import json
+
+    p = Path(path)
+    if expected is not None and p.name in expected:
+        return int(expected[p.name])
+    stats = p.with_name(p.stem + '_stats.json')
+    if stats.is_file():
+        return json.loads(stats.read_text()).get('successes')
+    return None
 
 
 def read_wds_pairs(
     shards,  # a tar path or a list of them
     skip_bad: bool = False,  # skip unreadable rows and report them instead of raising
+    expected: dict | None = None,  # {shard file name: sample count} to check shards against
 ) -> Pairs:
-    "Read image-text pairs from WebDataset-style tar shards."
+    "Read image-text pairs from WebDataset-style tar shards; the account is in `meta.attrs['report']`."
     shards = [shards] if isinstance(shards, (str, Path)) else list(shards)
+    if not shards:
+        raise BadInput("read_wds_pairs: no shards given")
+    image_ext = _image_extensions()
     keep, bad = [], []
+    read = 0
     for sh in shards:
         try:
-            with tarfile.open(sh) as tar:
-                groups = defaultdict(dict)
-                for m in tar.getmembers():
-                    if not m.isfile():
-                        continue
-                    key, _, ext = m.name.rpartition('.')
-                    groups[key][ext.lower()] = tar.extractfile(m).read()
+            groups, damage = _shard_members(sh)
         except (tarfile.TarError, OSError) as e:
             bad.append((str(sh), f'broken shard ({e})'))
+            read += 1
             continue
+        if damage:
+            bad.append((str(sh), damage))
+            read += 1
+        want = _expected_samples(sh, expected)
+        if want is not None and len(groups) < want:
+            bad.append((str(sh), f'short shard ({len(groups)} of {want} samples)'))
+            read += 1
         for key, g in groups.items():
-            img = next((g[e] for e in IMG_EXT if e in g), None)
+            read += 1
+            img = next((g[e] for e in g if e in image_ext), None)
             cap = g.get('txt', b'').decode('utf-8', 'replace').strip()
             why = 'no image' if img is None else 'empty caption' if not cap else _check_image(img)
             if why:
                 bad.append((f'{sh}:{key}', why))
             else:
                 keep.append((img, cap, f'{sh}:{key}'))
-    skipped = _report('read_wds_pairs', bad, skip_bad)
+    report = _report('read_wds_pairs', read, bad, skip_bad)
+    if not keep:
+        raise BadInput(f"read_wds_pairs: no readable samples in {len(shards)} shards ({report['skipped']})")
     meta = pd.DataFrame({'source': [k[2] for k in keep]})
-    meta.attrs['skipped'] = skipped
-    return Pairs(LazyImages(k[0] for k in keep), [k[1] for k in keep], meta)
+    return Pairs(LazyImages(k[0] for k in keep), [k[1] for k in keep], _with_report(meta, report))
 
-# %% ../../nbs/02_data.sources.ipynb #9bd87195
+# %% ../../nbs/02_data.sources.ipynb #301fac74
 def image_folder_task(
-    root,  # folder with one sub-folder of images per class
+    root,  # folder with one sub-folder of images per class (nested folders inside it are walked)
     classnames: dict | None = None,  # folder name -> class name; folder names by default
     templates=None,  # prompt templates; ['a photo of a {}.'] by default
     name: str | None = None,  # the task's name; the folder's name where None
     skip_bad: bool = False,  # skip unreadable rows and report them instead of raising
+    keep_empty: bool = False,  # keep a class folder with no readable images as a class (dropped by default)
 ) -> Task:
-    "A Task from an image folder (one sub-folder per class)."
+    "A Task from an image folder (one sub-folder per class); the account is in `meta.attrs['report']`."
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"image_folder_task: no such folder {root}")
     folders = sorted(p for p in root.iterdir() if p.is_dir())
     if not folders:
         raise BadInput(f"image_folder_task: {root} has no class sub-folders")
-    items, labels, bad, names = [], [], [], []
-    for c, fo in enumerate(folders):
-        names.append((classnames or {}).get(fo.name, fo.name.replace('_', ' ')))
-        files = sorted(f for f in fo.iterdir() if f.is_file() and f.suffix.lower().lstrip('.') in IMG_EXT)
-        if not files:
-            bad.append((str(fo), 'class folder with no images'))
+    image_ext = _image_extensions()
+    ignored = defaultdict(int)
+    for f in root.iterdir():
+        if f.is_file():
+            ignored['file outside the class folders'] += 1
+    items, labels, bad, names, dropped = [], [], [], [], []
+    read = 0
+    for fo in folders:
+        files = []
+        for dirpath, _, filenames in sorted(os.walk(fo, followlinks=True)):
+            for fname in sorted(filenames):
+                ext = Path(fname).suffix.lower()
+                if ext.lstrip('.') in image_ext:
+                    files.append(Path(dirpath) / fname)
+                else:
+                    ignored[f'not an image ({ext or "no extension"})'] += 1
+        good = []
         for f in files:
+            read += 1
             why = _check_image(f)
             if why:
                 bad.append((str(f), why))
             else:
-                items.append(str(f))
-                labels.append(c)
-    skipped = _report('image_folder_task', bad, skip_bad)
-    meta = pd.DataFrame({'filepath': items})
-    meta.attrs['skipped'] = skipped
+                good.append(str(f))
+        if not good and not keep_empty:
+            dropped.append(fo.name)
+            continue
+        labels += [len(names)] * len(good)
+        items += good
+        names.append((classnames or {}).get(fo.name, fo.name.replace('_', ' ')))
+    report = _report('image_folder_task', read, bad, skip_bad, ignored, dropped)
+    if dropped:
+        warnings.warn(f"image_folder_task: dropped {len(dropped)} class folders with no images: {dropped}")
+    if not items:
+        raise BadInput(f"image_folder_task: {root} holds no readable images ({read} image files looked at)")
+    meta = _with_report(pd.DataFrame({'filepath': items}), report)
     return Task(name or root.name, LazyImages(items), labels, names, templates or ['a photo of a {}.'], meta)
 
 
