@@ -150,8 +150,8 @@ def test_damaged_newest_checkpoint_falls_back_with_its_name(pool, straight, tmp_
 
 
 def test_resume_refuses_another_run(pool, tmp_path):
-    """Found: a run with other steps, batch size, lr, seed and data resumed another run's checkpoint. Now it is
-    refused with every differing field listed, and allow_changed continues a longer schedule."""
+    """Found: a run with other steps, batch size, lr, seed and data resumed another run's checkpoint. Now it
+    is refused with every differing field listed, and allow_changed continues a longer schedule."""
     model, tok = fresh()
     train(model, tok, pool, replace(CFG, ckpt_dir=str(tmp_path)), until=4)
     other = replace(CFG, ckpt_dir=str(tmp_path), steps=20, batch_size=32, lr=1e-3, seed=5)
@@ -174,7 +174,7 @@ def test_resume_false_refuses_a_folder_with_checkpoints(pool, tmp_path):
 
 
 def test_cli_train_checkpoints_and_resume(tmp_path):
-    "Found: `clipkit train` had no checkpoint or resume flags. Now --ckpt-dir, --ckpt-every and --resume work."
+    "Found: `clipkit train` had no checkpoint or resume flags. Now --ckpt-dir, --ckpt-every, --resume work."
     common = [
         'train',
         '--n-pairs',
