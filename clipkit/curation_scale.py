@@ -5,7 +5,7 @@
 
 # %% ../nbs/08_curation.scale.ipynb #fe14e6c6
 from __future__ import annotations
-from .config import get_seed
+from .config import get_seed, atomic_path
 import functools
 from pathlib import Path
 import numpy as np, pandas as pd
@@ -45,7 +45,8 @@ def write_shards(
     )
     for k, s in enumerate(range(0, len(df), shard_size)):
         p = out / f'shard-{k:05d}.parquet'
-        df.iloc[s : s + shard_size].to_parquet(p, index=False)
+        with atomic_path(p) as tmp:
+            df.iloc[s : s + shard_size].to_parquet(tmp, index=False)
         paths.append(str(p))
     return paths
 
@@ -138,7 +139,8 @@ def sample_shard(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     dest = out / Path(path).name
-    ok[keep].to_parquet(dest, index=False)
+    with atomic_path(dest) as tmp:  # a killed worker leaves no half shard to be read back
+        ok[keep].to_parquet(tmp, index=False)
     return {'shard': str(path), 'error': None, 'kept': int(keep.sum()), 'out': str(dest)}
 
 # %% ../nbs/08_curation.scale.ipynb #0fdc20c5

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json, os
 from pathlib import Path
 import open_clip
-from .config import fingerprint, get_device
+from .config import fingerprint, get_device, atomic_path, write_atomic
 from .losses import get_loss
 
 # %% auto #0
@@ -126,11 +126,10 @@ def save(
     }
     if extra:
         cfg['clipkit'] = extra
-    (d / 'open_clip_config.json').write_text(json.dumps(cfg, indent=2))
-    save_file(
-        {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
-        str(d / 'open_clip_model.safetensors'),
-    )
+    weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    with atomic_path(d / 'open_clip_model.safetensors') as tmp:  # each file appears whole or not at all
+        save_file(weights, str(tmp))
+    write_atomic(d / 'open_clip_config.json', json.dumps(cfg, indent=2))
     return d
 
 

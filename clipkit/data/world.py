@@ -8,7 +8,7 @@ from __future__ import annotations
 import math, re
 from dataclasses import dataclass, field, replace
 import numpy as np, pandas as pd, torch
-from ..config import get_seed
+from ..config import get_seed, atomic_path, write_atomic
 from ..types import Pairs, Task
 
 # %% auto #0
@@ -733,7 +733,7 @@ def export_csv(
         f = out / 'images' / f'{i:07d}.{fmt}'
         f.write_bytes(_encode(im, fmt))
         lines.append(f'images/{f.name}\t{cap}')
-    (out / name).write_text('\n'.join(lines) + '\n')
+    write_atomic(out / name, '\n'.join(lines) + '\n')  # the CSV appears whole, after every image
     return out / name
 
 
@@ -750,7 +750,7 @@ def export_wds(
     for s in range(0, len(pairs), shard_size):
         p = out / f'shard-{s // shard_size:06d}.tar'
         paths.append(p)
-        with tarfile.open(p, 'w') as tar:
+        with atomic_path(p) as tmp, tarfile.open(tmp, 'w') as tar:  # a shard appears whole or not at all
             for i in range(s, min(s + shard_size, len(pairs))):
                 _add(tar, f'{i:09d}.{fmt}', _encode(pairs.images[i], fmt))
                 _add(tar, f'{i:09d}.txt', pairs.captions[i].encode())
@@ -776,9 +776,9 @@ def export_clip_benchmark(
     )
     n = 0
     for n, s in enumerate(range(0, len(task), shard_size)):
-        with tarfile.open(out / split / f'{n}.tar', 'w') as tar:
+        with atomic_path(out / split / f'{n}.tar') as tmp, tarfile.open(tmp, 'w') as tar:
             for i in range(s, min(s + shard_size, len(task))):
                 _add(tar, f's{i:07d}.webp', _encode(task.images[i], 'webp'))
                 _add(tar, f's{i:07d}.cls', str(int(task.labels[i])).encode())
-    (out / split / 'nshards.txt').write_text(f'{n + 1}\n')
+    write_atomic(out / split / 'nshards.txt', f'{n + 1}\n')
     return out
