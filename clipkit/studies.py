@@ -84,8 +84,7 @@ class ResultLog:
     def __init__(
         self,
         out_dir,  # the study's output folder
-        context: dict
-        | None = None,  # the settings every cell depends on; cells logged under others are ignored
+        context: dict | None = None,  # the settings every cell depends on; others' cells are set aside
         recompute: bool = False,  # ignore (and remove) the cells a previous run logged
         name: str = 'results',  # the log is `<name>.cells.jsonl`
     ):

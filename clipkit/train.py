@@ -6,7 +6,7 @@ gradient checkpointing, and DistributedDataParallel under `torchrun`."""
 
 # %% ../nbs/06_train.ipynb #cc98b082
 from __future__ import annotations
-import contextlib, hashlib, json, math, shutil, time, warnings
+import contextlib, hashlib, itertools, json, math, shutil, time, warnings
 from dataclasses import dataclass, asdict, field, replace
 from pathlib import Path
 import numpy as np, pandas as pd, torch
@@ -17,11 +17,13 @@ from .losses import LOSSES, ContrastiveLoss, get_loss, dist_info
 from . import models
 from .types import take_images
 from .features import image_batch, prompts_for, data_fingerprint
+from .data.sources import LazyImages
+from .data.stream import Batch, BadSamples, file_batches, shard_batches
 
 # %% auto #0
-__all__ = ['RUN_ONLY_FIELDS', 'TrainConfig', 'lr_at', 'make_optimizers', 'batch_order', 'sampler_order', 'train_step',
-           'group_ids', 'prepare', 'data_identity', 'checkpoint_problem', 'init_distributed', 'train', 'task_pairs',
-           'world_model']
+__all__ = ['PRECISIONS', 'RUN_ONLY_FIELDS', 'TrainConfig', 'lr_at', 'make_optimizers', 'batch_order', 'sampler_order',
+           'train_step', 'group_ids', 'prepare', 'data_identity', 'checkpoint_problem', 'init_distributed', 'batches',
+           'train', 'task_pairs', 'world_model']
 
 # %% ../nbs/06_train.ipynb #8c1650f0
 @dataclass
@@ -42,7 +44,7 @@ class TrainConfig:
     fixed_scale: float | None = None  # fix the exponentiated scale at this value instead of learning it
     lock_image: bool = False  # LiT: freeze the image tower
     lock_text: bool = False  # freeze the text tower
-    precision: str = 'fp32'  # 'fp32' or 'bf16' (autocast)
+    precision: str = 'fp32'  # 'fp32', 'bf16' (autocast) or 'fp16' (autocast with a gradient scaler)
     grad_checkpointing: bool = False  # recompute tower activations in the backward pass to save memory
     grad_accum: int = 1  # micro-batches per step; the loss still sees the whole batch
     max_logit_scale: float = 100.0  # the exponentiated scale is clamped here after each step
@@ -50,13 +52,15 @@ class TrainConfig:
     eval_every: int = 0  # call eval_fn every N steps (0: only at the end)
     ckpt_every: int = 0  # checkpoint every N steps into ckpt_dir (0: never)
     ckpt_dir: str | None = None  # folder of the checkpoints (`step-<N>/` folders and a `last` pointer)
-    ckpt_keep: int = (
-        2  # how many of the newest checkpoints to keep (a damaged one falls back to the one before)
-    )
+    ckpt_keep: int = 2  # the newest checkpoints kept (a damaged one falls back to the one before)
     seed: int | None = None  # data order, initialisation and sampling; the settings' seed by default
     threads: int | None = None  # torch threads; the settings' value by default
     device: str | None = None  # 'cpu', 'cuda', 'auto', ...; the settings' device by default
     progress: bool = True  # show a tqdm bar
+    workers: int = 0  # DataLoader workers that decode file and shard images (0: in this process)
+    log_every: int = 0  # a log line (loss, lr, scale, samples/s, data wait) every N steps (0: none)
+    log_dir: str | None = None  # where train.log (and TensorBoard events) go; ckpt_dir where None
+    report_to: str = ''  # 'tensorboard' also writes the logged values as TensorBoard scalars
 
 # %% ../nbs/06_train.ipynb #9205e5ef
 def lr_at(
@@ -137,8 +141,13 @@ def sampler_order(
     return torch.as_tensor(idx[k * batch_size : (k + 1) * batch_size], dtype=torch.long)
 
 # %% ../nbs/06_train.ipynb #8aa8d1b0
+PRECISIONS = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
+
+
 def _forward(net, x, t, precision):
-    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=precision == 'bf16'):
+    with torch.autocast(
+        x.device.type, dtype=PRECISIONS[precision] or torch.float32, enabled=precision != 'fp32'
+    ):
         out = net(x, t)
     return (
         out[0].float(),
@@ -155,13 +164,15 @@ def train_step(
     loss_fn: ContrastiveLoss,  # the resolved loss (clipkit.losses.get_loss)
     cfg: TrainConfig,  # precision and grad_accum are read from here
     extras: dict | None = None,  # per-batch inputs the loss needs (groups, teacher features)
+    scaler=None,  # a torch.amp.GradScaler for fp16: the loss is scaled before backward
 ) -> float:
     "Forward and backward over one local batch in `cfg.grad_accum` micro-batches; returns the loss."
     extras = extras or {}
+    backward = lambda loss: (scaler.scale(loss) if scaler is not None else loss).backward()
     if cfg.grad_accum == 1:
         i, t, s, b = _forward(net, images, tokens, cfg.precision)
         loss = loss_fn(i, t, s, b, **extras)
-        loss.backward()
+        backward(loss)
         return loss.item()
     xs, ts = images.chunk(cfg.grad_accum), tokens.chunk(cfg.grad_accum)
     with torch.no_grad():
@@ -175,7 +186,7 @@ def train_step(
             if j:
                 s, b = s.detach(), (None if b is None else b.detach())
             loss = loss_fn(i, t, s, b, **extras)
-            loss.backward()
+            backward(loss)
     return loss.item()
 
 # %% ../nbs/06_train.ipynb #07ea55e4
@@ -218,7 +229,18 @@ def prepare(
     return model
 
 # %% ../nbs/06_train.ipynb #544bd1e1
-RUN_ONLY_FIELDS = ('progress', 'threads', 'device', 'eval_every', 'ckpt_every', 'ckpt_dir', 'ckpt_keep')
+RUN_ONLY_FIELDS = (
+    'progress',
+    'threads',
+    'device',
+    'eval_every',
+    'ckpt_every',
+    'ckpt_dir',
+    'ckpt_keep',
+    'log_every',
+    'log_dir',
+    'report_to',
+)
 
 
 def _sha256(path) -> str:
@@ -234,17 +256,26 @@ def data_identity(
 ) -> str:
     """A cheap identity of training data: its size, captions and images (pixels of tensors; references, sizes
     and mtimes of files)."""
+    shards = getattr(pairs, 'shards', None)
+    if shards is not None:  # a stream: the shard files (names, sizes, mtimes) and how they are drawn
+        files = [(str(f), Path(f).stat().st_size, Path(f).stat().st_mtime_ns) for f in shards]
+        return fingerprint(files, len(pairs), pairs.resampled, pairs.shuffle_buffer)
     return fingerprint(len(pairs), list(pairs.captions), data_fingerprint(pairs.images, file_key='stat'))
 
 
-def _save_ckpt(model, opts, step, history, cfg, data_id):
+def _save_ckpt(model, opts, step, history, cfg, data_id, scaler=None):
     "Write checkpoint `step-<step>` whole or not at all, point `last` at it, and keep the newest ckpt_keep."
     root = Path(cfg.ckpt_dir)
     name = f'step-{step:08d}'
     with atomic_path(root / name, folder=True) as tmp:
         models.save(model, tmp, extra={'step': step, 'train_config': asdict(cfg), 'data': data_id})
         torch.save(
-            {'step': step, 'optimizers': [o.state_dict() for o in opts], 'history': history},
+            {
+                'step': step,
+                'optimizers': [o.state_dict() for o in opts],
+                'history': history,
+                'scaler': scaler.state_dict() if scaler is not None else None,
+            },
             tmp / 'trainer.pt',
         )
         files = {f.name: _sha256(f) for f in sorted(tmp.iterdir())}
@@ -277,8 +308,9 @@ def checkpoint_problem(
     return None
 
 
-def _differences(stored: dict, current: dict) -> dict:
+def _differences(stored: dict, current: dict, ignore=()) -> dict:
     "{field: (checkpoint's value, this run's value)} for the fields that change what is trained."
+    stored, current = ({k: v for k, v in d.items() if k not in ignore} for d in (stored, current))
     norm = lambda d: json.loads(
         json.dumps({k: v for k, v in d.items() if k not in RUN_ONLY_FIELDS}, default=str)
     )
@@ -294,7 +326,7 @@ def _candidates(root: Path) -> list:
     return ([named] if named in steps else []) + [p for p in steps if p != named]
 
 
-def _load_ckpt(model, opts, cfg, data_id, allow_changed):
+def _load_ckpt(model, opts, cfg, data_id, allow_changed, ignore=(), scaler=None):
     "(step, history) of the newest good checkpoint in cfg.ckpt_dir, loaded into model and opts; else (0, [])."
     from safetensors.torch import load_file
 
@@ -310,7 +342,9 @@ def _load_ckpt(model, opts, cfg, data_id, allow_changed):
         if problem is None:
             stored = json.loads((folder / 'open_clip_config.json').read_text())['clipkit']
             diff = _differences(
-                {**stored['train_config'], 'data': stored.get('data')}, {**asdict(cfg), 'data': data_id}
+                {**stored['train_config'], 'data': stored.get('data')},
+                {**asdict(cfg), 'data': data_id},
+                ignore,
             )
             refused = (
                 diff if allow_changed is True else {k: v for k, v in diff.items() if k not in allow_changed}
@@ -334,6 +368,8 @@ def _load_ckpt(model, opts, cfg, data_id, allow_changed):
             model.load_state_dict(weights)
             for o, s in zip(opts, state['optimizers']):
                 o.load_state_dict(s)
+            if scaler is not None and state.get('scaler'):
+                scaler.load_state_dict(state['scaler'])
             if problems:
                 warnings.warn(f"train: fell back to {folder}: " + '; '.join(problems))
             return state['step'], state['history']
@@ -390,6 +426,110 @@ def _pick_rewrites(tokens, alt, idx, cfg, step):
     return t
 
 # %% ../nbs/06_train.ipynb #ea8578ef
+class _StepIndices:
+    "A batch sampler: this process's slice of each step's index list, from `start` on, without end."
+
+    def __init__(self, order, start, rank, local):
+        self.order, self.start, self.rank, self.local = order, start, rank, local
+
+    def __iter__(self):
+        for step in itertools.count(self.start):
+            yield self.order(step)[self.rank * self.local : (self.rank + 1) * self.local].tolist()
+
+
+def batches(
+    model,  # the model being trained (its input size and normalisation, for in-memory tensors)
+    pairs,  # Pairs (in memory, or LazyImages of files) or a ShardPairs stream
+    preprocess,  # the model's transform, for PIL images, files and shards
+    tokenizer,  # the model's tokenizer (shards are tokenised in the workers)
+    cfg: TrainConfig,  # batch size, seed and workers are read from here
+    start: int = 0,  # the first step
+    sampler=None,  # a per-epoch sampler choosing each epoch's rows (Pairs only)
+    rank: int = 0,  # this process
+    world: int = 1,  # the number of processes
+    pin_memory: bool = False,  # pin batches for non-blocking copies to a GPU
+):
+    "This process's Batches from step `start` on, from any source, in the order of an uninterrupted run."
+    local = cfg.batch_size // world
+    if hasattr(pairs, 'shards'):
+        return shard_batches(
+            pairs, preprocess, tokenizer, local, cfg.seed, start, rank, world, cfg.workers, pin_memory
+        )
+    if sampler is None:
+        order = lambda step: batch_order(len(pairs), cfg.batch_size, step, cfg.seed)
+    else:
+        order = lambda step: sampler_order(sampler, cfg.batch_size, step)
+    if isinstance(pairs.images, LazyImages) and pairs.images.load is None:
+        if preprocess is None:
+            raise ValueError(
+                "train: pairs of image files need the model's preprocess (train(..., preprocess=))"
+            )
+        indices = _StepIndices(order, start, rank, local)
+        return file_batches(
+            pairs.images, preprocess, indices, cfg.workers, skip_bad=True, pin_memory=pin_memory
+        )
+    return _memory_batches(model, pairs, preprocess, _StepIndices(order, start, rank, local))
+
+
+def _memory_batches(model, pairs, preprocess, indices):
+    for idx in indices:
+        idx = torch.as_tensor(idx, dtype=torch.long)
+        yield Batch(image_batch(model, take_images(pairs.images, idx), preprocess), idx.tolist(), index=idx)
+
+
+class _TrainLog:
+    "Log lines every cfg.log_every steps to the console, train.log and (optionally) TensorBoard; rank 0 only."
+
+    def __init__(self, cfg: TrainConfig, rank: int):
+        self.every = cfg.log_every if rank == 0 else 0
+        folder = cfg.log_dir or cfg.ckpt_dir
+        self.file = self.writer = None
+        self.window = []
+        if not self.every:
+            return
+        if folder:
+            Path(folder).mkdir(parents=True, exist_ok=True)
+            self.file = open(Path(folder) / 'train.log', 'a')
+        if cfg.report_to == 'tensorboard':
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError as e:
+                raise ImportError("train: report_to='tensorboard' needs the tensorboard package") from e
+            self.writer = SummaryWriter(str(Path(folder or '.') / 'tensorboard'))
+        elif cfg.report_to:
+            raise ValueError(f"train: report_to must be '' or 'tensorboard', got {cfg.report_to!r}")
+
+    def write(self, row: dict):
+        "Account for one step; every `every` steps, write a line (and scalars) with the means since the last."
+        if not self.every:
+            return
+        self.window.append(row)
+        if row['step'] % self.every:
+            return
+        rate = float(np.mean([r['samples_per_s'] for r in self.window]))
+        wait = float(np.mean([r['data_wait'] for r in self.window]))
+        self.window = []
+        line = (
+            f"step {row['step']}  loss {row['loss']:.4f}  lr {row['lr']:.2e}  "
+            f"scale {row['logit_scale']:.2f}  {rate:.0f} samples/s  data wait {100 * wait:.0f}% of a step"
+        )
+        print(line, flush=True)
+        values = {k: v for k, v in row.items() if isinstance(v, (int, float))} | {'samples_per_s': rate}
+        if self.file is not None:
+            self.file.write(json.dumps(values | {'data_wait': wait}) + '\n')
+            self.file.flush()
+        if self.writer is not None:
+            for k in ('loss', 'lr', 'logit_scale'):
+                self.writer.add_scalar(f'train/{k}', row[k], row['step'])
+            self.writer.add_scalar('train/samples_per_s', rate, row['step'])
+            self.writer.add_scalar('train/data_wait', wait, row['step'])
+
+    def close(self):
+        for f in (self.file, self.writer):
+            if f is not None:
+                f.close()
+
+# %% ../nbs/06_train.ipynb #07dcfc9b
 def train(
     model,  # an open_clip model
     tokenizer,  # the model's tokenizer
@@ -429,10 +569,17 @@ def train(
     prepare(model, cfg).to(dev).train()
     if teacher is not None:
         teacher.to(dev).eval().requires_grad_(False)
-    tokens = tokenizer(list(pairs.captions))
+    streaming = hasattr(pairs, 'shards')
+    if streaming and (cfg.rewrite_prob > 0 or cfg.positives or teacher is not None or sampler is not None):
+        raise ValueError(
+            "train: caption rewrites, positives, teachers and samplers need Pairs (in memory or files in a "
+            "table); a ShardPairs stream has no row index"
+        )
+    tokens = None if streaming else tokenizer(list(pairs.captions))
     alt = _rewrite_tokens(pairs, tokenizer) if cfg.rewrite_prob > 0 else None
     groups = group_ids(pairs, cfg.positives) if cfg.positives else None
     opts = make_optimizers(model, replace(cfg, sparse_embedding=cfg.sparse_embedding and world == 1))
+    scaler = torch.amp.GradScaler(dev.type) if cfg.precision == 'fp16' else None
     net = model
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
@@ -445,10 +592,15 @@ def train(
             "another ckpt_dir"
         )
     start, history = (
-        _load_ckpt(model, opts, cfg, data_id, allow_changed) if (resume and cfg.ckpt_dir) else (0, [])
+        _load_ckpt(model, opts, cfg, data_id, allow_changed, () if streaming else ('workers',), scaler)
+        if (resume and cfg.ckpt_dir)
+        else (0, [])
     )
     t0 = time.perf_counter() - (history[-1]['seconds'] if history else 0)
-    local = cfg.batch_size // world
+    pin = dev.type == 'cuda'
+    stream = iter(batches(model, pairs, preprocess, tokenizer, cfg, start, sampler, rank, world, pin))
+    bad = BadSamples()
+    log = _TrainLog(cfg, rank)
     bar = tqdm(
         range(start, min(cfg.steps, until or cfg.steps)),
         initial=start,
@@ -461,38 +613,44 @@ def train(
         for o in opts:
             for g in o.param_groups:
                 g['lr'] = lr
-        idx = (
-            batch_order(len(pairs), cfg.batch_size, step, cfg.seed)
-            if sampler is None
-            else sampler_order(sampler, cfg.batch_size, step)
-        )[rank * local : (rank + 1) * local]
-        ims = take_images(pairs.images, idx)
-        x, t = (
-            image_batch(model, ims, preprocess).to(dev),
-            (tokens[idx] if alt is None else _pick_rewrites(tokens, alt, idx, cfg, step)).to(dev),
-        )
-        extras = {'groups': groups[idx].to(dev)} if groups is not None else {}
-        if teacher is not None:
-            extras.update(
-                _teacher_extras(
-                    teacher, ims if isinstance(ims, list) else ims.to(dev), t, cfg.loss, preprocess
-                )
-            )
+        t_step = time.perf_counter()
+        batch = bad.add(next(stream))
+        while not batch.keys:  # every sample of the batch was bad: take the next one
+            batch = bad.add(next(stream))
+        data_seconds = time.perf_counter() - t_step
+        x = batch.images.to(dev, non_blocking=pin)
+        extras = {}
+        if batch.index is None:
+            t = batch.tokens.to(dev, non_blocking=pin)
+        else:
+            idx = batch.index
+            t = (tokens[idx] if alt is None else _pick_rewrites(tokens, alt, idx, cfg, step)).to(dev)
+            if groups is not None:
+                extras['groups'] = groups[idx].to(dev)
+            if teacher is not None:
+                ims = take_images(pairs.images, idx)
+                ims = ims if not isinstance(ims, torch.Tensor) else ims.to(dev)
+                extras.update(_teacher_extras(teacher, ims, t, cfg.loss, preprocess))
         for o in opts:
             o.zero_grad(set_to_none=True)
-        loss = train_step(net, x, t, loss_fn, cfg, extras)
+        loss = train_step(net, x, t, loss_fn, cfg, extras, scaler)
         if world > 1:
             loss = _mean_over_processes(loss)
         for o in opts:
-            o.step()
+            scaler.step(o) if scaler is not None else o.step()
+        if scaler is not None:
+            scaler.update()
         with torch.no_grad():
             model.logit_scale.clamp_(max=math.log(cfg.max_logit_scale))
+        now = time.perf_counter()
         row = dict(
             step=step + 1,
             loss=loss,
             lr=lr,
             logit_scale=model.logit_scale.exp().item(),
-            seconds=time.perf_counter() - t0,
+            seconds=now - t0,
+            samples_per_s=len(batch.keys) * world / (now - t_step),
+            data_wait=data_seconds / (now - t_step),  # the share of the step spent waiting for the batch
         )
         last = step + 1 == cfg.steps
         if eval_fn is not None and (last or (cfg.eval_every and (step + 1) % cfg.eval_every == 0)):
@@ -500,6 +658,7 @@ def train(
             row.update(eval_fn(model, step + 1))
             model.train()
         history.append(row)
+        log.write(row)
         bar.set_postfix(loss=f'{loss:.3f}', lr=f'{lr:.1e}')
         if (
             rank == 0
@@ -507,11 +666,16 @@ def train(
             and cfg.ckpt_dir
             and ((step + 1) % cfg.ckpt_every == 0 or last or step + 1 == until)
         ):
-            _save_ckpt(model, opts, step + 1, history, cfg, data_id)
+            _save_ckpt(model, opts, step + 1, history, cfg, data_id, scaler)
+    del stream  # stops the DataLoader's workers
+    log.close()
+    skipped = bad.report('train')
     model.eval()
     if hasattr(model, 'token_embedding'):
         model.token_embedding.sparse = False
-    return pd.DataFrame(history)
+    out = pd.DataFrame(history)
+    out.attrs['skipped'] = skipped  # bad samples dropped from batches, by reason
+    return out
 
 # %% ../nbs/06_train.ipynb #c947a15b
 def task_pairs(

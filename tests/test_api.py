@@ -96,6 +96,7 @@ def test_the_top_level_names_the_common_entry_points():
 
 MODULES = [
     'types', 'config', 'losses', 'models', 'features', 'train', 'eval', 'data.world', 'data.sources',
+    'data.stream',
     'curation', 'curation_scale', 'adapt.feature', 'adapt.prompt', 'adapt.weights', 'analysis.geometry',
     'analysis.reliability', 'analysis.probes', 'studies', 'api',
 ]  # fmt: skip
