@@ -6,7 +6,7 @@ recall."""
 # %% ../nbs/07_eval.ipynb #c8e267d6
 from __future__ import annotations
 import numpy as np, torch, torch.nn.functional as F
-from .features import extract, image_features, zero_shot_weights
+from .features import extract, image_features, stream_features, zero_shot_weights
 
 # %% auto #0
 __all__ = ['classification_metrics', 'zero_shot_eval', 'retrieval_metrics', 'modality_gap']
@@ -41,18 +41,27 @@ def classification_metrics(
 def zero_shot_eval(
     model,  # an open_clip model
     tokenizer,  # the model's tokenizer
-    task,  # a Task
-    preprocess=None,  # the model's transform, for PIL images
+    task,  # a Task (in memory or of image files) or a ShardTask (streamed)
+    preprocess=None,  # the model's transform (PIL images, files, shards)
     device=None,  # 'cpu', 'cuda', ...; the settings' device where None
     cache: bool = False,  # take the image features from the content-keyed cache
     cache_dir=None,  # the cache's folder; the settings' cache_dir where None
+    workers: int = 0,  # DataLoader workers decoding image files or shards
+    batch_size: int = 256,  # images per forward pass
 ) -> dict:
-    "Zero-shot classification metrics of `model` on a Task."
+    "Zero-shot classification metrics of `model` on a Task or a streamed ShardTask."
     W = zero_shot_weights(model, tokenizer, task.classnames, task.templates, device=device)
+    if hasattr(task, 'shards'):
+        img, labels, _ = stream_features(
+            model, task, preprocess, batch_size, device=device, workers=workers, progress=False
+        )
+        return classification_metrics(img @ W.T, labels)
     img = (
-        extract(model, task, preprocess, device=device, cache_dir=cache_dir, progress=False).image
+        extract(model, task, preprocess, batch_size, device=device, cache_dir=cache_dir, progress=False).image
         if cache
-        else image_features(model, task.images, preprocess, device=device, progress=False)
+        else image_features(
+            model, task.images, preprocess, batch_size, device=device, progress=False, workers=workers
+        )
     )
     return classification_metrics(img @ W.T, task.labels)
 

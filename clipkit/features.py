@@ -8,32 +8,46 @@ from pathlib import Path
 import numpy as np, torch, torch.nn.functional as F
 from tqdm.auto import tqdm
 import hashlib, warnings
+from PIL import Image
 from .config import fingerprint, get_settings, get_device, atomic_path
 from .types import Features, check_templates
+from .data.sources import BadInput, LazyImages
+from .data.stream import file_batches, shard_batches
 
 # %% auto #0
-__all__ = ['FILE_KEYS', 'image_batch', 'model_fingerprint', 'data_fingerprint', 'image_features', 'text_features', 'prompts_for',
-           'zero_shot_weights', 'cached_tensor', 'extract']
+__all__ = ['FILE_KEYS', 'image_batch', 'model_fingerprint', 'data_fingerprint', 'image_features', 'stream_features',
+           'text_features', 'prompts_for', 'zero_shot_weights', 'cached_tensor', 'extract']
 
 # %% ../nbs/05_features.ipynb #d4420989
+def _resize_crop(x: torch.Tensor, size) -> torch.Tensor:
+    "open_clip's default transform on a float batch in [0, 1]: shorter side resized to the size, centre crop."
+    import torchvision.transforms.functional as TF
+
+    x = TF.resize(x, min(size), interpolation=TF.InterpolationMode.BICUBIC, antialias=True)
+    return TF.center_crop(x, list(size)).clamp(0, 1)
+
+
 def image_batch(
     model,  # an open_clip model
     images,  # a uint8 tensor (B, 3, H, W) or a list of PIL images
-    preprocess=None,  # the model's transform, for PIL images
+    preprocess=None,  # the model's transform (needed for PIL images; used for tensors of another size)
 ) -> torch.Tensor:
     """Model input for a batch of images (uint8 tensor (B, 3, H, W), or a list of PIL images with
     `preprocess`)."""
     if isinstance(images, torch.Tensor):
         v = model.visual
         size = v.image_size if isinstance(v.image_size, (tuple, list)) else (v.image_size,) * 2
+        if tuple(images.shape[-2:]) != tuple(size) and preprocess is not None:
+            pil = [Image.fromarray(im.permute(1, 2, 0).cpu().numpy()) for im in images]
+            return torch.stack([preprocess(im) for im in pil]).to(images.device)
         x = images.float() / 255
         if tuple(x.shape[-2:]) != tuple(size):
-            x = F.interpolate(x, size=tuple(size), mode='bicubic', align_corners=False).clamp(0, 1)
+            x = _resize_crop(x, size)
         mean, std = (
             torch.tensor(getattr(v, 'image_mean', None) or (0.48145466, 0.4578275, 0.40821073)),
             torch.tensor(getattr(v, 'image_std', None) or (0.26862954, 0.26130258, 0.27577711)),
         )
-        return (x - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1)
+        return (x - mean.view(1, 3, 1, 1).to(x.device)) / std.view(1, 3, 1, 1).to(x.device)
     if preprocess is None:
         raise ValueError("image_batch: PIL images need the model's preprocess transform")
     return torch.stack([preprocess(im) for im in images])
@@ -77,38 +91,79 @@ def data_fingerprint(
     return fingerprint([np.asarray(images[i]) for i in range(len(images))], labels)
 
 # %% ../nbs/05_features.ipynb #53afc8fe
+def _inputs(model, images, preprocess, batch_size, workers, pin_memory):
+    "Model inputs batch by batch: image files decoded in DataLoader workers, anything else in this process."
+    n = len(images)
+    if isinstance(images, LazyImages) and images.load is None and preprocess is not None:
+        order = [list(range(s, min(s + batch_size, n))) for s in range(0, n, batch_size)]
+        for batch in file_batches(images, preprocess, order, workers, skip_bad=False, pin_memory=pin_memory):
+            yield batch.images
+        return
+    for s in range(0, n, batch_size):
+        chunk = (
+            images[s : s + batch_size]
+            if isinstance(images, torch.Tensor)
+            else [images[i] for i in range(s, min(s + batch_size, n))]
+        )
+        yield image_batch(model, chunk, preprocess)
+
+
+def _embed_dim(model) -> int:
+    return model.text_projection.shape[1] if hasattr(model, 'text_projection') else 0
+
+
 @torch.no_grad()
 def image_features(
     model,  # an open_clip model
-    images,  # a uint8 tensor (N, 3, H, W) or a sequence of PIL images
-    preprocess=None,  # the model's transform, for PIL images
+    images,  # a uint8 tensor (N, 3, H, W), a sequence of PIL images, or LazyImages of files
+    preprocess=None,  # the model's transform (PIL images and files; tensors of another size)
     batch_size: int = 256,  # images per forward pass
     normalize: bool = True,  # L2-normalise the embeddings
     device=None,  # 'cpu', 'cuda', ...; the settings' device where None
     progress: bool = True,  # show a progress bar
+    workers: int = 0,  # DataLoader workers decoding image files (LazyImages) while the model runs
 ) -> torch.Tensor:
-    "Embed images (a uint8 tensor, or a sequence of PIL images with `preprocess`) in batches."
+    "Embed images in batches; image files are decoded and preprocessed in DataLoader workers."
     device = get_device(device)
     model.eval().to(device)
+    pin = device.type == 'cuda'
     out = []
-    for s in tqdm(
-        range(0, len(images), batch_size), disable=not progress or len(images) <= batch_size, desc='images'
-    ):
-        chunk = (
-            images[s : s + batch_size]
-            if isinstance(images, torch.Tensor)
-            else [images[i] for i in range(s, min(s + batch_size, len(images)))]
-        )
+    inputs = _inputs(model, images, preprocess, batch_size, workers, pin)
+    total = -(-len(images) // batch_size)
+    for x in tqdm(inputs, total=total, disable=not progress or total <= 1, desc='images'):
+        out.append(model.encode_image(x.to(device, non_blocking=pin), normalize=normalize).float().cpu())
+    return torch.cat(out) if out else torch.empty(0, _embed_dim(model))
+
+
+@torch.no_grad()
+def stream_features(
+    model,  # an open_clip model
+    source,  # a ShardTask (or ShardPairs: its images)
+    preprocess,  # the model's transform
+    batch_size: int = 256,  # images per forward pass
+    normalize: bool = True,  # L2-normalise the embeddings
+    device=None,  # 'cpu', 'cuda', ...; the settings' device where None
+    workers: int = 0,  # DataLoader workers decoding the shards
+    progress: bool = True,  # show a progress bar
+) -> tuple:
+    """Embed every image of a shard source in one pass: (features, labels or None, keys). A bad sample
+    raises, naming it: dropping it would change the metric."""
+    device = get_device(device)
+    model.eval().to(device)
+    pin = device.type == 'cuda'
+    out, labels, keys = [], [], []
+    stream = shard_batches(source, preprocess, None, batch_size, workers=workers, pin_memory=pin, once=True)
+    for batch in tqdm(stream, total=-(-len(source) // batch_size), disable=not progress, desc='images'):
+        if batch.bad:
+            raise BadInput(f"stream_features: {batch.bad[0][0]}: {batch.bad[0][1]}")
         out.append(
-            model.encode_image(image_batch(model, chunk, preprocess).to(device), normalize=normalize)
-            .float()
-            .cpu()
+            model.encode_image(batch.images.to(device, non_blocking=pin), normalize=normalize).float().cpu()
         )
-    return (
-        torch.cat(out)
-        if out
-        else torch.empty(0, model.text_projection.shape[1] if hasattr(model, 'text_projection') else 0)
-    )
+        labels.append(batch.labels)
+        keys += batch.keys
+    image = torch.cat(out) if out else torch.empty(0, _embed_dim(model))
+    has_labels = labels and labels[0] is not None
+    return image, torch.cat(labels) if has_labels else None, keys
 
 
 @torch.no_grad()

@@ -5,13 +5,14 @@
 # %% ../nbs/11_studies.ipynb #b9684f39
 from __future__ import annotations
 import argparse, ast, json, math, os, sys
+from dataclasses import MISSING
 from pathlib import Path
 import numpy as np, pandas as pd
 from .config import get_settings, fingerprint, write_atomic, atomic_path
 
 # %% auto #0
 __all__ = ['write_json', 'flatten', 'tidy_rows', 'write_results', 'ResultLog', 'study_path', 'list_studies', 'check_params',
-           'run_study', 'main', 'train_cmd']
+           'run_study', 'config_flags', 'config_from_args', 'load_pairs', 'load_task', 'main', 'train_cmd', 'eval_cmd']
 
 # %% ../nbs/11_studies.ipynb #5db91305
 def _clean(o):
@@ -264,6 +265,101 @@ def _value(s: str):
         return {'True': True, 'False': False, 'None': None}.get(s, s)
 
 
+def _field_type(f) -> type:
+    "The scalar type of a TrainConfig field (`int | None` -> int), from its default or annotation."
+    if f.default is not None and not isinstance(f.default, (dict, tuple, list)) and f.default is not MISSING:
+        return type(f.default)
+    text = str(f.type)
+    return next((t for t in (int, float, str) if t.__name__ in text.split('|')[0].strip()), str)
+
+
+def config_flags(
+    parser,  # an argparse parser to add the flags to
+    cls=None,  # a dataclass; clipkit.train.TrainConfig where None
+    skip=(),  # fields to leave out
+):
+    "Add one flag per field of a dataclass, its note (the comment beside the field) as the help line."
+    import dataclasses
+    from fastcore.docments import docments
+
+    if cls is None:
+        from clipkit.train import TrainConfig as cls
+    notes = docments(cls)
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        flag = '--' + f.name.replace('_', '-')
+        default = f.default if f.default is not MISSING else f.default_factory()
+        help = f"{notes.get(f.name) or ''} (default: {default})"
+        if isinstance(default, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help)
+        elif isinstance(default, tuple):
+            parser.add_argument(flag, type=type(default[0]), nargs=len(default), default=default, help=help)
+        elif isinstance(default, dict):
+            parser.add_argument(flag, type=json.loads, default=default, help=help + ' (JSON)')
+        else:
+            parser.add_argument(flag, type=_field_type(f), default=default, help=help)
+
+
+def config_from_args(
+    args,  # parsed arguments holding the flags of config_flags
+    cls=None,  # the dataclass; clipkit.train.TrainConfig where None
+    **overrides,  # fields to set regardless of the flags
+):
+    "The dataclass built from the parsed flags."
+    import dataclasses
+
+    if cls is None:
+        from clipkit.train import TrainConfig as cls
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)}
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    return cls(**{**values, **overrides})
+
+
+def load_pairs(
+    spec: str,  # 'world', a .csv/.tsv file, or a WebDataset pattern
+    n_pairs: int = 30000,  # pairs of the world
+    seed: int | None = None,  # the world's draw; the settings' seed where None
+    n_samples: int | None = None,  # the shards' size (counted where None)
+    resampled: bool = False,  # draw shards with replacement
+    img_key: str = 'filepath',  # the CSV's image column
+    caption_key: str = 'title',  # the CSV's caption column
+    sep: str = '\t',  # the CSV's separator
+):
+    "Training pairs from a command-line spec: the world in memory, a CSV of files, or a shard stream."
+    from clipkit.config import get_seed
+    from clipkit.data.sources import read_csv_pairs
+    from clipkit.data.stream import ShardPairs
+    from clipkit.data.world import WorldConfig, make_pairs
+
+    if spec == 'world':
+        return make_pairs(WorldConfig(), n_pairs, seed=get_seed(seed))
+    if Path(spec).suffix.lower() in ('.csv', '.tsv'):
+        return read_csv_pairs(spec, img_key, caption_key, sep, check_images=False)
+    return ShardPairs(spec, n_samples=n_samples, resampled=resampled)
+
+
+def load_task(
+    spec: str,  # 'world:NAME', 'folder:PATH' or 'wds:PATH' (CLIP_benchmark's WebDataset layout)
+    n_per_class: int = 10,  # images per class of a world task
+    templates=None,  # prompt templates for an image folder; ['a photo of a {}.'] where None
+):
+    "A classification task from a command-line spec."
+    from clipkit.data.sources import image_folder_task
+    from clipkit.data.stream import clip_benchmark_task
+    from clipkit.data.world import WorldConfig, world_tasks
+
+    kind, sep, where = spec.partition(':')
+    if not sep or kind not in ('world', 'folder', 'wds'):
+        raise ValueError(f"task {spec!r}: expected world:NAME, folder:PATH or wds:PATH")
+    if kind == 'world':
+        tasks = world_tasks(WorldConfig(), n_per_class=n_per_class, seed=1, names=[where])
+        return tasks[where]
+    if kind == 'folder':
+        return image_folder_task(where, templates=templates)
+    return clip_benchmark_task(where)
+
+
 def main(
     argv=None,  # the command line; sys.argv where None
 ):
@@ -282,39 +378,35 @@ def main(
         '-p',
         '--param',
         action='append',
+        nargs='+',
         default=[],
         metavar='NAME=VALUE',
-        help='set a parameter (repeatable)',
+        help='set a parameter: -p name=value or, as papermill takes it, -p name value (repeatable)',
     )
     r.add_argument('--out', default=None, help='output folder (results_dir/<name> by default)')
     r.add_argument('--kernel', default=None, help='Jupyter kernel (the notebook\'s, else python3)')
-    tr = sub.add_parser('train', help='train a model on the embedded world (runs under torchrun too)')
-    tr.add_argument('--model', default='tiny-rn')
-    tr.add_argument('--loss', default='clip')
-    tr.add_argument('--steps', type=int, default=600)
-    tr.add_argument('--batch-size', type=int, default=256)
-    tr.add_argument('--lr', type=float, default=3e-3)
-    tr.add_argument('--warmup', type=int, default=50)
-    tr.add_argument('--n-pairs', type=int, default=30000)
-    tr.add_argument('--seed', type=int, default=0)
-    tr.add_argument('--grad-accum', type=int, default=1)
-    tr.add_argument('--threads', type=int, default=None)
-    tr.add_argument('--precision', default='fp32', choices=['fp32', 'bf16'])
-    tr.add_argument('--lock-image', action='store_true')
-    tr.add_argument('--lock-text', action='store_true')
-    tr.add_argument('--grad-checkpointing', action='store_true')
-    tr.add_argument('--no-sparse-embedding', action='store_true')
-    tr.add_argument(
-        '--out', required=True, help='checkpoint folder (open_clip local-dir format) and history.csv'
+    tr = sub.add_parser(
+        'train', help='train a CLIP model on your data or the world (runs under torchrun too)'
     )
-    tr.add_argument('--ckpt-dir', default=None, help='write training checkpoints here (step-N/ folders)')
-    tr.add_argument(
-        '--ckpt-every',
-        type=int,
-        default=0,
-        help='checkpoint every N steps (0: only with --ckpt-dir, at the end)',
+    data = tr.add_argument_group('data (open_clip conventions)')
+    data.add_argument('--train-data', default='world', help="WebDataset pattern, CSV/TSV file, or 'world'")
+    data.add_argument(
+        '--train-num-samples', type=int, default=None, help='shard dataset size (counted if absent)'
     )
-    tr.add_argument('--ckpt-keep', type=int, default=2, help='how many of the newest checkpoints to keep')
+    data.add_argument('--dataset-resampled', action='store_true', help='draw shards with replacement')
+    data.add_argument('--csv-img-key', default='filepath', help='the CSV column of image paths')
+    data.add_argument('--csv-caption-key', default='title', help='the CSV column of captions')
+    data.add_argument('--csv-separator', default='\t', help='the CSV field separator')
+    data.add_argument('--n-pairs', type=int, default=30000, help="pairs drawn from the world ('world' only)")
+    data.add_argument(
+        '--val-data', default=None, help='zero-shot task during training: world:NAME, folder:PATH, wds:PATH'
+    )
+    tr.add_argument(
+        '--model', default='tiny-rn', help='open_clip model name, tiny config or checkpoint folder'
+    )
+    tr.add_argument('--pretrained', default=None, help='open_clip pretrained tag or weights file')
+    tr.add_argument('--epochs', type=float, default=None, help='passes over the data (sets --steps)')
+    tr.add_argument('--out', required=True, help='the final checkpoint (open_clip local-dir) and history.csv')
     tr.add_argument(
         '--resume', action='store_true', help='continue from the newest good checkpoint in --ckpt-dir'
     )
@@ -324,19 +416,32 @@ def main(
         metavar='FIELDS',
         help="comma-separated config fields a resumed run may change (e.g. steps), or 'all'",
     )
+    config_flags(tr.add_argument_group('training (clipkit.train.TrainConfig)'))
+    ev = sub.add_parser('eval', help='zero-shot evaluation of a model on a task (CLIP_benchmark result JSON)')
+    ev.add_argument('--model', required=True, help='open_clip model name, tiny config or checkpoint folder')
+    ev.add_argument('--pretrained', default=None, help='open_clip pretrained tag or weights file')
+    ev.add_argument('--task', required=True, help='world:NAME, folder:PATH or wds:PATH')
+    ev.add_argument('--out', default=None, help='result JSON file (printed where absent)')
+    ev.add_argument('--batch-size', type=int, default=256, help='images per forward pass')
+    ev.add_argument('--workers', type=int, default=2, help='DataLoader workers decoding the images')
+    ev.add_argument('--device', default=None, help="'cpu', 'cuda', ...; the settings' device by default")
     a = ap.parse_args(argv)
     if a.cmd == 'train':
         return train_cmd(a)
+    if a.cmd == 'eval':
+        return eval_cmd(a)
     if a.action == 'list':
         for name, ps in list_studies().items():
             print(name)
             [print(f'  {k} = {v}' + (f'  # {h}' if h else '')) for k, (v, h) in ps.items()]
         return 0
     params = {}
-    for kv in a.param:
-        k, eq, v = kv.partition('=')
-        if not eq:
-            ap.error(f"-p expects NAME=VALUE, got {kv!r}")
+    for words in a.param:
+        k, eq, v = words[0].partition('=')
+        if len(words) == 2 and not eq:
+            k, v = words
+        elif len(words) != 1 or not eq:
+            ap.error(f"-p expects NAME=VALUE or NAME VALUE, got {' '.join(words)!r}")
         params[k.strip()] = _value(v.strip())
     try:
         dest = run_study(a.name, params, a.out, a.kernel)
@@ -346,51 +451,81 @@ def main(
     print(f'clipkit: wrote {dest}')
     return 0
 
-# %% ../nbs/11_studies.ipynb #ead94f43
+# %% ../nbs/11_studies.ipynb #15fe431b
 def train_cmd(
     a,  # the parsed arguments of `clipkit train`
 ) -> int:
-    "The `clipkit train` command: train on the embedded world, save the checkpoint and history."
+    "The `clipkit train` command: train on a CSV, shards or the world; save the checkpoint and history."
     import torch
-    from clipkit.data.world import WorldConfig, make_pairs
+    from clipkit.config import get_seed
     from clipkit.models import create, save
-    from clipkit.train import TrainConfig, train, init_distributed
+    from clipkit.train import train, init_distributed
+    from clipkit.eval import zero_shot_eval
 
     rank, world = init_distributed()
-    cfg = TrainConfig(
-        steps=a.steps,
-        batch_size=a.batch_size,
-        lr=a.lr,
-        warmup=a.warmup,
-        loss=a.loss,
-        seed=a.seed,
-        grad_accum=a.grad_accum,
-        threads=a.threads,
-        precision=a.precision,
-        lock_image=a.lock_image,
-        lock_text=a.lock_text,
-        grad_checkpointing=a.grad_checkpointing,
-        sparse_embedding=not a.no_sparse_embedding,
-        ckpt_dir=a.ckpt_dir,
-        ckpt_every=a.ckpt_every or (a.steps if a.ckpt_dir else 0),
-        ckpt_keep=a.ckpt_keep,
-    )
-    allowed = True if a.allow_changed == 'all' else tuple(f for f in a.allow_changed.split(',') if f)
-    torch.manual_seed(a.seed)
-    m, tok, _ = create(a.model, loss=a.loss)
     if a.resume and not a.ckpt_dir:
         raise SystemExit('clipkit train: --resume needs --ckpt-dir')
-    pairs = make_pairs(WorldConfig(), a.n_pairs, seed=a.seed)
-    hist = train(m, tok, pairs, cfg, resume=a.resume, allow_changed=allowed)
+    seed = get_seed(a.seed)
+    pairs = load_pairs(
+        a.train_data,
+        a.n_pairs,
+        seed,
+        a.train_num_samples,
+        a.dataset_resampled,
+        a.csv_img_key,
+        a.csv_caption_key,
+        a.csv_separator,
+    )
+    steps = a.steps if a.epochs is None else max(1, int(a.epochs * len(pairs) // a.batch_size))
+    cfg = config_from_args(a, seed=seed, steps=steps, ckpt_every=a.ckpt_every or (steps if a.ckpt_dir else 0))
+    allowed = True if a.allow_changed == 'all' else tuple(f for f in a.allow_changed.split(',') if f)
+    torch.manual_seed(seed)
+    m, tok, pre = create(a.model, pretrained=a.pretrained, loss=cfg.loss)
+    eval_fn = None
+    if a.val_data:
+        task = load_task(a.val_data)
+        eval_fn = lambda model, step: {
+            f'val.{k}': v for k, v in zero_shot_eval(model, tok, task, pre, workers=cfg.workers).items()
+        }
+    hist = train(m, tok, pairs, cfg, eval_fn=eval_fn, preprocess=pre, resume=a.resume, allow_changed=allowed)
     if rank == 0:
         with atomic_path(a.out, folder=True) as tmp:  # the output folder appears whole or not at all
-            save(m, tmp, extra={'world_size': world})
+            save(m, tmp, extra={'world_size': world, 'train_data': a.train_data})
             hist.to_csv(tmp / 'history.csv', index=False)
-        out = Path(a.out)
-        print(f'clipkit: {world} process(es), final loss {hist.loss.iloc[-1]:.4f}, wrote {out}')
+        print(f'clipkit: {world} process(es), final loss {hist.loss.iloc[-1]:.4f}, wrote {a.out}')
     if world > 1:
         import torch.distributed as dist
 
         dist.barrier()
         dist.destroy_process_group()
+    return 0
+
+
+def eval_cmd(
+    a,  # the parsed arguments of `clipkit eval`
+) -> int:
+    "The `clipkit eval` command: zero-shot metrics of a model on a task, as CLIP_benchmark writes them."
+    from clipkit.models import create
+    from clipkit.eval import zero_shot_eval
+
+    model, tok, pre = create(a.model, pretrained=a.pretrained, device=a.device)
+    task = load_task(a.task)
+    m = zero_shot_eval(model, tok, task, pre, device=a.device, workers=a.workers, batch_size=a.batch_size)
+    result = {
+        'dataset': a.task,
+        'model': a.model,
+        'pretrained': a.pretrained,
+        'task': 'zeroshot_classification',
+        'metrics': {
+            'acc1': m['top1'],
+            'acc5': m['top5'],
+            'mean_per_class_recall': m['mean_per_class_recall'],
+        },
+        'language': 'en',
+    }
+    if a.out:
+        write_json(result, a.out)
+        print(f'clipkit: wrote {a.out}')
+    else:
+        print(json.dumps(_clean(result), indent=2))
     return 0
