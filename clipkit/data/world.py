@@ -762,6 +762,7 @@ def export_clip_benchmark(
     out_dir,  # the folder to write into (created if missing)
     split: str = 'test',  # the split's name in CLIP_benchmark's layout
     shard_size: int = 1000,  # rows per shard
+    fmt: str = 'webp',  # the image encoding: 'webp' (lossless, CLIP_benchmark's own), 'jpg' or 'png'
 ) -> Path:
     "Write a Task in CLIP_benchmark's WebDataset classification layout; return the dataset root."
     out = Path(out_dir)
@@ -778,7 +779,7 @@ def export_clip_benchmark(
     for n, s in enumerate(range(0, len(task), shard_size)):
         with atomic_path(out / split / f'{n}.tar') as tmp, tarfile.open(tmp, 'w') as tar:
             for i in range(s, min(s + shard_size, len(task))):
-                _add(tar, f's{i:07d}.webp', _encode(task.images[i], 'webp'))
+                _add(tar, f's{i:07d}.{fmt}', _encode(task.images[i], fmt))
                 _add(tar, f's{i:07d}.cls', str(int(task.labels[i])).encode())
     write_atomic(out / split / 'nshards.txt', f'{n + 1}\n')
     return out
