@@ -1,6 +1,7 @@
-"""The README's five common jobs run as written, in order, on data this test writes where they expect it: an
-open_clip CSV of world pairs, and an image folder of world shapes split into train and test."""
+"""The README's common jobs on your own data run as written, in order, on data this test writes where they
+expect it: an open_clip CSV of world pairs, and an image folder of world shapes split into train and test."""
 
+import json
 import re
 import subprocess
 import sys
@@ -11,9 +12,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _jobs():
-    "The code blocks of the README's five-jobs section, with their languages."
+    "The code blocks of the README's common-jobs section, with their languages."
     text = (ROOT / 'README.md').read_text()
-    section = text.split('## The five common jobs', 1)[1].split('\n## ', 1)[0]
+    section = text.split('## Your own data: the common jobs', 1)[1].split('\n## ', 1)[0]
     return re.findall(r'```(python|bash)\n(.*?)```', section, re.S)
 
 
@@ -28,9 +29,9 @@ def _write_data(folder: Path):
             to_pil(image).save(out / f'{i:04d}.png')
 
 
-def test_the_five_jobs_run_as_written(tmp_path):
+def test_the_jobs_run_as_written(tmp_path):
     jobs = _jobs()
-    assert len(jobs) == 5, 'the README shows five jobs'
+    assert len(jobs) == 6, 'the README shows six jobs'
     _write_data(tmp_path)
     (tmp_path / '.venv').symlink_to(Path(sys.executable).parents[1])
     settings = f'[clipkit]\nstudies_dir = {ROOT / "nbs" / "studies"}\ncache_dir = {tmp_path / ".cache"}\n'
@@ -41,3 +42,7 @@ def test_the_five_jobs_run_as_written(tmp_path):
         assert done.returncode == 0, f'job {i} runs as written:\n{code}\n{done.stderr[-3000:]}'
     assert (tmp_path / 'checkpoints' / 'mine').is_dir(), 'job 1 saved its checkpoint'
     assert (tmp_path / 'results' / 'quickstart-40' / 'metrics.json').is_file(), 'job 5 wrote its metrics'
+    result = json.loads((tmp_path / 'results' / 'shapes.json').read_text())
+    assert set(result['metrics']) == {'acc1', 'acc5', 'mean_per_class_recall'}, (
+        "job 6 wrote CLIP_benchmark's JSON"
+    )

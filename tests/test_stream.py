@@ -3,6 +3,7 @@ workers, give the in-memory path's losses on the same samples in the same order;
 never fatal."""
 
 import io
+import json
 import tarfile
 import warnings
 from dataclasses import replace
@@ -86,3 +87,32 @@ def test_a_corrupt_sample_in_a_shard_is_counted_not_fatal(pairs, tmp_path):
     history = losses(ShardPairs(shards, shuffle_buffer=0), replace(CFG, workers=2))
     assert len(history) == 4, 'every step ran'
     assert history.attrs['skipped'] == {'unreadable sample': 1}, 'the corrupt sample is counted'
+
+
+def test_cli_trains_on_shards_and_evaluates_clip_benchmark_shards(pairs, tmp_path, monkeypatch):
+    """`clipkit train --train-data` takes a shard pattern, and `clipkit eval` writes CLIP_benchmark's result
+    JSON for a task in its WebDataset layout."""
+    from clipkit.data.world import export_clip_benchmark, world_tasks
+    from clipkit.studies import main
+
+    export_wds(pairs, tmp_path / 'shards', shard_size=16, fmt='jpg')
+    pattern = str(tmp_path / 'shards' / 'shard-{000000..000003}.tar')
+    argv = ['train', '--train-data', pattern, '--steps', '3', '--batch-size', '16', '--warmup', '1']
+    assert main([*argv, '--workers', '2', '--no-progress', '--out', str(tmp_path / 'model')]) == 0
+    task = world_tasks(WorldConfig(), n_per_class=2, names=['color'])['color']
+    root = export_clip_benchmark(task, tmp_path / 'bench', shard_size=8)
+    out = tmp_path / 'result.json'
+    assert main(['eval', '--model', str(tmp_path / 'model'), '--task', f'wds:{root}', '--out', str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result['task'] == 'zeroshot_classification', "CLIP_benchmark's task name"
+    assert set(result['metrics']) == {'acc1', 'acc5', 'mean_per_class_recall'}, "and its metric names"
+
+
+def test_study_parameters_papermill_style(monkeypatch):
+    "`-p name value` (papermill's form) and `-p name=value` give the same parameters."
+    import clipkit.studies as studies
+
+    seen = []
+    monkeypatch.setattr(studies, 'run_study', lambda name, params, out, kernel: seen.append(params) or 'x')
+    studies.main(['study', 'run', 'quickstart', '-p', 'steps', '40', '-p', 'model=tiny-vit'])
+    assert seen == [{'steps': 40, 'model': 'tiny-vit'}], 'both forms are read, values as JSON'
