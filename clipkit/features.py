@@ -153,7 +153,8 @@ def stream_features(
     pin = device.type == 'cuda'
     out, labels, keys = [], [], []
     stream = shard_batches(source, preprocess, None, batch_size, workers=workers, pin_memory=pin, once=True)
-    for batch in tqdm(stream, total=-(-len(source) // batch_size), disable=not progress, desc='images'):
+    total = -(-len(source) // batch_size) if progress else None  # counting reads every shard's headers
+    for batch in tqdm(stream, total=total, disable=not progress, desc='images'):
         if batch.bad:
             raise BadInput(f"stream_features: {batch.bad[0][0]}: {batch.bad[0][1]}")
         out.append(

@@ -314,17 +314,17 @@ class ShardPairs:
     "Image-text pairs in WebDataset shards, read as a stream."
 
     shards: object  # a pattern or list for expand_shards
-    n_samples: int | None = None  # the dataset size; counted from the shards where None
+    n_samples: int | None = None  # the dataset size; counted from the shards (when first asked) where None
     resampled: bool = False  # draw shards with replacement each epoch (open_clip's --dataset-resampled)
     shuffle_buffer: int = 1000  # samples in the shuffle buffer (0: the shards' own order, shards unshuffled)
     caption_key: str = 'txt'  # the member holding the caption
 
     def __post_init__(self):
         self.shards = expand_shards(self.shards)
-        if self.n_samples is None:
-            self.n_samples = count_samples(self.shards)
 
     def __len__(self):
+        if self.n_samples is None:
+            self.n_samples = count_samples(self.shards)
         return self.n_samples
 
 
@@ -336,15 +336,15 @@ class ShardTask:
     shards: object  # a pattern or list for expand_shards
     classnames: list  # the names the labels index
     templates: object  # prompt templates, as for Task
-    n_samples: int | None = None  # counted from the shards where None
+    n_samples: int | None = None  # counted from the shards (when first asked) where None
     label_key: str = 'cls'  # the member holding the integer label
 
     def __post_init__(self):
         self.shards = expand_shards(self.shards)
-        if self.n_samples is None:
-            self.n_samples = count_samples(self.shards)
 
     def __len__(self):
+        if self.n_samples is None:
+            self.n_samples = count_samples(self.shards)
         return self.n_samples
 
 
