@@ -322,6 +322,7 @@ def load_pairs(
     seed: int | None = None,  # the world's draw; the settings' seed where None
     n_samples: int | None = None,  # the shards' size (counted where None)
     resampled: bool = False,  # draw shards with replacement
+    shuffle_buffer: int = 1000,  # the shards' shuffle buffer (0: the shards in order, unshuffled)
     img_key: str = 'filepath',  # the CSV's image column
     caption_key: str = 'title',  # the CSV's caption column
     sep: str = '\t',  # the CSV's separator
@@ -336,7 +337,7 @@ def load_pairs(
         return make_pairs(WorldConfig(), n_pairs, seed=get_seed(seed))
     if Path(spec).suffix.lower() in ('.csv', '.tsv'):
         return read_csv_pairs(spec, img_key, caption_key, sep, check_images=False)
-    return ShardPairs(spec, n_samples=n_samples, resampled=resampled)
+    return ShardPairs(spec, n_samples=n_samples, resampled=resampled, shuffle_buffer=shuffle_buffer)
 
 
 def load_task(
@@ -394,6 +395,12 @@ def main(
         '--train-num-samples', type=int, default=None, help='shard dataset size (counted if absent)'
     )
     data.add_argument('--dataset-resampled', action='store_true', help='draw shards with replacement')
+    data.add_argument(
+        '--shuffle-buffer',
+        type=int,
+        default=1000,
+        help='shard samples shuffled in a buffer of this size (0: in order)',
+    )
     data.add_argument('--csv-img-key', default='filepath', help='the CSV column of image paths')
     data.add_argument('--csv-caption-key', default='title', help='the CSV column of captions')
     data.add_argument('--csv-separator', default='\t', help='the CSV field separator')
@@ -472,6 +479,7 @@ def train_cmd(
         seed,
         a.train_num_samples,
         a.dataset_resampled,
+        a.shuffle_buffer,
         a.csv_img_key,
         a.csv_caption_key,
         a.csv_separator,

@@ -5,6 +5,7 @@ import os, subprocess, sys
 from pathlib import Path
 import torch, torch.nn.functional as F
 import torch.multiprocessing as mp
+import pytest
 from clipkit.losses import LOSSES, get_loss, clip_loss, siglip_loss, symile_loss
 
 B, D, W = 16, 8, 2
@@ -88,10 +89,22 @@ def test_losses_see_the_global_batch(tmp_path):
                 assert torch.allclose(a, b, atol=1e-5), f'{case}: and its gradients'
 
 
-def test_torchrun_training_equals_one_process(tmp_path):
+@pytest.mark.parametrize('data', ['world', 'shards'])
+def test_torchrun_training_equals_one_process(tmp_path, data):
+    """Two processes give the one-process losses and weights, on the world in memory and on WebDataset shards
+    (each process reading its own shards, one worker each; shards of one local batch, unshuffled, so that the
+    global batch holds the samples one process would read)."""
     exe = Path(sys.executable).parent
+    source = ['--train-data', 'world', '--n-pairs', '256']
+    if data == 'shards':
+        from clipkit.data.world import WorldConfig, export_wds, make_pairs
+
+        export_wds(make_pairs(WorldConfig(), 128, seed=0), tmp_path / 'shards', shard_size=16, fmt='png')
+        pattern = str(tmp_path / 'shards' / 'shard-{000000..000007}.tar')
+        source = ['--train-data', pattern, '--shuffle-buffer', '0', '--workers', '1']
     args = [
         'train',
+        *source,
         '--model',
         'tiny-vit',
         '--steps',
@@ -100,8 +113,6 @@ def test_torchrun_training_equals_one_process(tmp_path):
         '32',
         '--warmup',
         '1',
-        '--n-pairs',
-        '256',
         '--threads',
         '1',
         '--no-sparse-embedding',
