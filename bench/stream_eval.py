@@ -4,6 +4,7 @@ A world classification task rendered at 224 px is written in CLIP_benchmark's We
 95). Both tools embed every image with the same model, batch size and worker count, in one run; printed:
 images/s of each, their ratio, and whether the two accuracies agree.
 
+    .venv/bin/pip install -e ".[bench]"   # CLIP_benchmark, the peer
     .venv/bin/python bench/stream_eval.py [--per-class 40] [--batch-size 64] [--workers 2] [--repeats 4]
 """
 
