@@ -309,8 +309,20 @@ def _collate_samples(items):
     return Batch(images, keys, labels=torch.tensor(targets), bad=bad)
 
 # %% ../../nbs/02_data.stream.ipynb #aab906cf
+class _ShardSource:
+    "What every shard source shares: shard files named at construction, the size counted when first asked."
+
+    def __post_init__(self):
+        self.shards = expand_shards(self.shards)
+
+    def __len__(self):
+        if self.n_samples is None:
+            self.n_samples = count_samples(self.shards)
+        return self.n_samples
+
+
 @dataclass
-class ShardPairs:
+class ShardPairs(_ShardSource):
     "Image-text pairs in WebDataset shards, read as a stream."
 
     shards: object  # a pattern or list for expand_shards
@@ -319,17 +331,9 @@ class ShardPairs:
     shuffle_buffer: int = 1000  # samples in the shuffle buffer (0: the shards' own order, shards unshuffled)
     caption_key: str = 'txt'  # the member holding the caption
 
-    def __post_init__(self):
-        self.shards = expand_shards(self.shards)
-
-    def __len__(self):
-        if self.n_samples is None:
-            self.n_samples = count_samples(self.shards)
-        return self.n_samples
-
 
 @dataclass
-class ShardTask:
+class ShardTask(_ShardSource):
     "A classification task in WebDataset shards (CLIP_benchmark's layout), read as a stream."
 
     name: str  # what the task is called in results
@@ -338,14 +342,6 @@ class ShardTask:
     templates: object  # prompt templates, as for Task
     n_samples: int | None = None  # counted from the shards (when first asked) where None
     label_key: str = 'cls'  # the member holding the integer label
-
-    def __post_init__(self):
-        self.shards = expand_shards(self.shards)
-
-    def __len__(self):
-        if self.n_samples is None:
-            self.n_samples = count_samples(self.shards)
-        return self.n_samples
 
 
 def clip_benchmark_task(
