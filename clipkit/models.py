@@ -12,7 +12,7 @@ from .config import fingerprint, get_device, atomic_path, write_atomic
 from .losses import get_loss
 
 # %% auto #0
-__all__ = ['TINY_CONFIGS', 'register', 'create', 'save', 'load']
+__all__ = ['TINY_CONFIGS', 'register', 'create', 'save', 'load', 'train_transform']
 
 # %% ../nbs/04_models.ipynb #b5992c0e
 _TEXT = dict(context_length=20, vocab_size=49408, width=64, heads=2, layers=2)
@@ -139,3 +139,18 @@ def load(
 ) -> tuple:
     "Load a checkpoint folder written by `save` (or any open_clip local-dir): (model, tokenizer, preprocess)."
     return create(Path(path), device=device)
+
+# %% ../nbs/04_models.ipynb #958c761d
+def train_transform(
+    model,  # an open_clip model (its input size, mean and standard deviation are read)
+    aug_cfg: dict | None = None,  # open_clip's AugmentationCfg fields (scale, color_jitter, ...)
+):
+    "open_clip's training transform (random resized crop, normalise) for `model`."
+    v = model.visual
+    return open_clip.image_transform(
+        v.image_size,
+        is_train=True,
+        mean=getattr(v, 'image_mean', None),
+        std=getattr(v, 'image_std', None),
+        aug_cfg=aug_cfg,
+    )

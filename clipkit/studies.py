@@ -413,6 +413,9 @@ def main(
     )
     tr.add_argument('--pretrained', default=None, help='open_clip pretrained tag or weights file')
     tr.add_argument('--epochs', type=float, default=None, help='passes over the data (sets --steps)')
+    tr.add_argument(
+        '--augment', action='store_true', help="open_clip's training transform (random resized crop)"
+    )
     tr.add_argument('--out', required=True, help='the final checkpoint (open_clip local-dir) and history.csv')
     tr.add_argument(
         '--resume', action='store_true', help='continue from the newest good checkpoint in --ckpt-dir'
@@ -465,7 +468,7 @@ def train_cmd(
     "The `clipkit train` command: train on a CSV, shards or the world; save the checkpoint and history."
     import torch
     from clipkit.config import get_seed
-    from clipkit.models import create, save
+    from clipkit.models import create, save, train_transform
     from clipkit.train import train, init_distributed
     from clipkit.eval import zero_shot_eval
 
@@ -495,7 +498,8 @@ def train_cmd(
         eval_fn = lambda model, step: {
             f'val.{k}': v for k, v in zero_shot_eval(model, tok, task, pre, workers=cfg.workers).items()
         }
-    hist = train(m, tok, pairs, cfg, eval_fn=eval_fn, preprocess=pre, resume=a.resume, allow_changed=allowed)
+    train_pre = train_transform(m) if a.augment else pre  # run in the DataLoader workers with the decoding
+    hist = train(m, tok, pairs, cfg, eval_fn, train_pre, resume=a.resume, allow_changed=allowed)
     if rank == 0:
         with atomic_path(a.out, folder=True) as tmp:  # the output folder appears whole or not at all
             save(m, tmp, extra={'world_size': world, 'train_data': a.train_data})
