@@ -353,6 +353,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                       'clipkit.data.sources._report': ('data.sources.html#_report', 'clipkit/data/sources.py'),
                                       'clipkit.data.sources._shard_members': ( 'data.sources.html#_shard_members',
                                                                                'clipkit/data/sources.py'),
+                                      'clipkit.data.sources._split_name': ('data.sources.html#_split_name', 'clipkit/data/sources.py'),
                                       'clipkit.data.sources._with_report': ('data.sources.html#_with_report', 'clipkit/data/sources.py'),
                                       'clipkit.data.sources.base_novel': ('data.sources.html#base_novel', 'clipkit/data/sources.py'),
                                       'clipkit.data.sources.few_shot': ('data.sources.html#few_shot', 'clipkit/data/sources.py'),

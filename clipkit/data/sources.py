@@ -149,6 +149,13 @@ def read_csv_pairs(
     return Pairs(LazyImages(k[0] for k in keep), [k[1] for k in keep], _with_report(meta, report))
 
 # %% ../../nbs/02_data.sources.ipynb #3fb39caf
+def _split_name(name: str) -> tuple:
+    "(sample key, extension) of a tar member by webdataset's rule: the name up to the basename's first dot."
+    base = name.split('/')[-1]
+    stem, _, ext = base.partition('.')
+    return name[: len(name) - len(base)] + stem, ext
+
+
 def _shard_members(path):
     """{key: {ext: bytes}} of a tar shard, the member keys in order, and what is wrong with the file (None if
     it is whole)."""
@@ -160,7 +167,7 @@ def _shard_members(path):
             end = m.offset_data + -(-m.size // 512) * 512
             if not m.isfile():
                 continue
-            key, _, ext = m.name.rpartition('.')
+            key, ext = _split_name(m.name)
             try:
                 data = tar.extractfile(m).read()
             except (tarfile.ReadError, OSError, EOFError):

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import torch
 from PIL import Image
-from .sources import BadInput, LazyImages, _image_extensions
+from .sources import BadInput, LazyImages, _image_extensions, _split_name
 
 # %% auto #0
 __all__ = ['Batch', 'BadSamples', 'file_batches', 'expand_shards', 'count_samples', 'ShardPairs', 'ShardTask',
@@ -173,9 +173,7 @@ def _tar_samples(urls):
                     end = m.offset_data + -(-m.size // 512) * 512
                     if not m.isfile():
                         continue
-                    name = m.name.split('/')[-1]
-                    key, _, ext = name.partition('.')
-                    key = m.name[: len(m.name) - len(name)] + key
+                    key, ext = _split_name(m.name)
                     data = tar.extractfile(m).read()
                     if len(data) != m.size:
                         raise EOFError(f'cut inside member {m.name}')
