@@ -6,10 +6,12 @@ recall."""
 # %% ../nbs/07_eval.ipynb #c8e267d6
 from __future__ import annotations
 import numpy as np, torch, torch.nn.functional as F
-from .features import extract, image_features, stream_features, zero_shot_weights
+from .features import extract, image_features, stream_features, text_features, zero_shot_weights
+from .data.stream import shard_batches
+from .config import get_device
 
 # %% auto #0
-__all__ = ['classification_metrics', 'zero_shot_eval', 'retrieval_metrics', 'modality_gap']
+__all__ = ['classification_metrics', 'zero_shot_eval', 'retrieval_metrics', 'retrieval_eval', 'modality_gap']
 
 # %% ../nbs/07_eval.ipynb #077cb75b
 def classification_metrics(
@@ -109,6 +111,39 @@ def retrieval_metrics(
         out[f'image_to_text_R@{k}'] = torch.cat(i2t[k]).float().mean().item()
         out[f'text_to_image_R@{k}'] = torch.cat(t2i[k]).float().mean().item()
     return out
+
+# %% ../nbs/07_eval.ipynb #92a51a7d
+@torch.no_grad()
+def retrieval_eval(
+    model,  # an open_clip model
+    tokenizer,  # the model's tokenizer
+    data,  # a RetrievalSet (images, captions, caption_image) or a ShardRetrieval (streamed)
+    preprocess=None,  # the model's transform (needed for shards and PIL images)
+    device=None,  # 'cpu', 'cuda', ...; the settings' device where None
+    workers: int = 0,  # DataLoader workers decoding the shards
+    batch_size: int = 256,  # images per forward pass
+    ks=(1, 5, 10),  # the k of each Recall@k
+) -> dict:
+    "Image-text retrieval recall@k both ways (CLIP_benchmark's rule) on an in-memory or a streamed set."
+    device = get_device(device)
+    if hasattr(data, 'shards'):
+        model.eval().to(device)
+        images, captions, caption_image = [], [], []
+        stream = shard_batches(data, preprocess, None, batch_size, workers=workers, once=True)
+        for batch in stream:
+            if batch.bad:
+                raise ValueError(f"retrieval_eval: {batch.bad[0][0]}: {batch.bad[0][1]}")
+            start = sum(len(x) for x in images)
+            images.append(model.encode_image(batch.images.to(device), normalize=True).float().cpu())
+            for i, lines in enumerate(batch.captions):
+                captions += lines
+                caption_image += [start + i] * len(lines)
+        image_emb, caption_image = torch.cat(images), torch.tensor(caption_image)
+    else:
+        image_emb = image_features(model, data.images, preprocess, batch_size, device=device, progress=False)
+        captions, caption_image = list(data.captions), data.caption_image
+    text_emb = text_features(model, tokenizer, captions, device=device)
+    return retrieval_metrics(image_emb, text_emb, caption_image, ks=ks)
 
 # %% ../nbs/07_eval.ipynb #9b531fd4
 def modality_gap(

@@ -341,18 +341,20 @@ def load_pairs(
 
 
 def load_task(
-    spec: str,  # 'world:NAME', 'folder:PATH' or 'wds:PATH' (CLIP_benchmark's WebDataset layout)
+    spec: str,  # 'world:NAME' ('world:retrieval': its retrieval split), 'folder:PATH', 'wds:PATH'
     n_per_class: int = 10,  # images per class of a world task
     templates=None,  # prompt templates for an image folder; ['a photo of a {}.'] where None
 ):
-    "A classification task from a command-line spec."
+    "A classification task or a retrieval set from a command-line spec."
     from clipkit.data.sources import image_folder_task
     from clipkit.data.stream import clip_benchmark_task
-    from clipkit.data.world import WorldConfig, world_tasks
+    from clipkit.data.world import WorldConfig, world_retrieval, world_tasks
 
     kind, sep, where = spec.partition(':')
     if not sep or kind not in ('world', 'folder', 'wds'):
         raise ValueError(f"task {spec!r}: expected world:NAME, folder:PATH or wds:PATH")
+    if kind == 'world' and where == 'retrieval':
+        return world_retrieval(WorldConfig())
     if kind == 'world':
         tasks = world_tasks(WorldConfig(), n_per_class=n_per_class, seed=1, names=[where])
         return tasks[where]
@@ -430,7 +432,7 @@ def main(
     ev = sub.add_parser('eval', help='zero-shot evaluation of a model on a task (CLIP_benchmark result JSON)')
     ev.add_argument('--model', required=True, help='open_clip model name, tiny config or checkpoint folder')
     ev.add_argument('--pretrained', default=None, help='open_clip pretrained tag or weights file')
-    ev.add_argument('--task', required=True, help='world:NAME, folder:PATH or wds:PATH')
+    ev.add_argument('--task', required=True, help='world:NAME, world:retrieval, folder:PATH or wds:PATH')
     ev.add_argument('--out', default=None, help='result JSON file (printed where absent)')
     ev.add_argument('--batch-size', type=int, default=256, help='images per forward pass')
     ev.add_argument('--workers', type=int, default=2, help='DataLoader workers decoding the images')
@@ -516,23 +518,30 @@ def train_cmd(
 def eval_cmd(
     a,  # the parsed arguments of `clipkit eval`
 ) -> int:
-    "The `clipkit eval` command: zero-shot metrics of a model on a task, as CLIP_benchmark writes them."
+    "The `clipkit eval` command: zero-shot classification or retrieval metrics as CLIP_benchmark writes them."
     from clipkit.models import create
-    from clipkit.eval import zero_shot_eval
+    from clipkit.eval import zero_shot_eval, retrieval_eval
 
     model, tok, pre = create(a.model, pretrained=a.pretrained, device=a.device)
     task = load_task(a.task)
-    m = zero_shot_eval(model, tok, task, pre, device=a.device, workers=a.workers, batch_size=a.batch_size)
+    run = dict(device=a.device, workers=a.workers, batch_size=a.batch_size)
+    if hasattr(task, 'classnames'):
+        m = zero_shot_eval(model, tok, task, pre, **run)
+        kind = 'zeroshot_classification'
+        metrics = {'acc1': m['top1'], 'acc5': m['top5'], 'mean_per_class_recall': m['mean_per_class_recall']}
+    else:  # CLIP_benchmark: image retrieval = text-to-image, text retrieval = image-to-text
+        m = retrieval_eval(model, tok, task, pre, **run)
+        kind = 'zeroshot_retrieval'
+        metrics = {}
+        for k in (1, 5, 10):
+            metrics[f'image_retrieval_recall@{k}'] = m[f'text_to_image_R@{k}']
+            metrics[f'text_retrieval_recall@{k}'] = m[f'image_to_text_R@{k}']
     result = {
         'dataset': a.task,
         'model': a.model,
         'pretrained': a.pretrained,
-        'task': 'zeroshot_classification',
-        'metrics': {
-            'acc1': m['top1'],
-            'acc5': m['top5'],
-            'mean_per_class_recall': m['mean_per_class_recall'],
-        },
+        'task': kind,
+        'metrics': metrics,
         'language': 'en',
     }
     if a.out:

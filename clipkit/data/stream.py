@@ -14,7 +14,7 @@ from PIL import Image
 from .sources import BadInput, LazyImages, _image_extensions, _split_name
 
 # %% auto #0
-__all__ = ['Batch', 'BadSamples', 'file_batches', 'expand_shards', 'count_samples', 'ShardPairs', 'ShardTask',
+__all__ = ['Batch', 'BadSamples', 'file_batches', 'expand_shards', 'count_samples', 'ShardPairs', 'ShardTask', 'ShardRetrieval',
            'clip_benchmark_task', 'shard_batches']
 
 # %% ../../nbs/02_data.stream.ipynb #7a08d4ff
@@ -28,6 +28,7 @@ class Batch:
     labels: torch.Tensor | None = None  # (B,) class labels (classification shards)
     index: torch.Tensor | None = None  # (B,) positions in an in-memory or file-table source
     bad: list = field(default_factory=list)  # (key, reason) of the samples dropped from this batch
+    captions: list | None = None  # each image's captions (retrieval shards)
 
     def to(
         self,
@@ -36,7 +37,8 @@ class Batch:
     ) -> Batch:
         "The batch with its tensors on `device`."
         move = lambda t: t.to(device, non_blocking=non_blocking) if t is not None else None
-        return Batch(move(self.images), self.keys, move(self.tokens), move(self.labels), self.index, self.bad)
+        moved = (move(self.images), self.keys, move(self.tokens), move(self.labels))
+        return Batch(*moved, self.index, self.bad, self.captions)
 
 
 class BadSamples:
@@ -263,7 +265,8 @@ def _skipped(samples, batch_size, start_step):
 
 
 class _Decode:
-    "A sample dict -> (model input, caption tokens or class label, key, None) or (None, None, key, reason)."
+    """A sample dict -> (model input, target, key, None) or (None, None, key, reason); the target is the
+    caption's tokens (with a tokenizer), the class label (with a label key) or its lines (retrieval)."""
 
     def __init__(self, preprocess, tokenizer, caption_key, label_key):
         self.preprocess, self.tokenizer = preprocess, tokenizer
@@ -283,8 +286,14 @@ class _Decode:
                 if not caption:
                     return None, None, key, 'empty caption'
                 target = self.tokenizer([caption])[0]
-            else:
+            elif self.label_key is not None:
                 target = int(s[self.label_key].decode().strip())
+            else:
+                lines = s[self.caption_key].decode('utf-8').splitlines()
+                target = [line.strip() for line in lines if line.strip()]
+                if not target:
+                    return None, None, key, 'empty caption'
+
             with Image.open(io.BytesIO(data)) as im:
                 return self.preprocess(im.convert('RGB')), target, key, None
         except KeyError as e:
@@ -304,6 +313,8 @@ def _collate_samples(items):
     keys = [it[2] for it in good]
     if isinstance(targets[0], torch.Tensor):
         return Batch(images, keys, tokens=torch.stack(targets), bad=bad)
+    if isinstance(targets[0], list):
+        return Batch(images, keys, bad=bad, captions=targets)
     return Batch(images, keys, labels=torch.tensor(targets), bad=bad)
 
 # %% ../../nbs/02_data.stream.ipynb #aab906cf
@@ -342,20 +353,34 @@ class ShardTask(_ShardSource):
     label_key: str = 'cls'  # the member holding the integer label
 
 
+@dataclass
+class ShardRetrieval(_ShardSource):
+    "An image-text retrieval set in shards (CLIP_benchmark's layout: each image, its captions a line each)."
+
+    name: str  # what the set is called in results
+    shards: object  # a pattern or list for expand_shards
+    n_samples: int | None = None  # counted from the shards (when first asked) where None
+    caption_key: str = 'txt'  # the member holding the captions, one per line
+
+
 def clip_benchmark_task(
     root,  # a dataset folder in CLIP_benchmark's WebDataset layout
     split: str = 'test',  # the split's sub-folder
     name: str | None = None,  # the task's name; the folder's name where None
 ) -> ShardTask:
-    "A ShardTask from CLIP_benchmark's WebDataset layout, as clipkit.data.world.export_clip_benchmark writes."
+    """A ShardTask (or, where `dataset_type.txt` says 'retrieval', a ShardRetrieval) from CLIP_benchmark's
+    WebDataset layout, as clipkit.data.world.export_clip_benchmark writes it."""
     root = Path(root)
+    n = int((root / split / 'nshards.txt').read_text()) if (root / split / 'nshards.txt').is_file() else None
+    shards = [root / split / f'{i}.tar' for i in range(n)] if n is not None else str(root / split / '*.tar')
+    kind = root / 'dataset_type.txt'
+    if kind.is_file() and kind.read_text().strip().lower() == 'retrieval':
+        return ShardRetrieval(name or root.name, shards)
     names = root / 'classnames.txt'
     if not names.is_file():
         raise FileNotFoundError(f"clip_benchmark_task: {root} has no classnames.txt")
     templates_file = root / 'zeroshot_classification_templates.txt'
     templates = templates_file.read_text().splitlines() if templates_file.is_file() else ['a photo of a {c}.']
-    n = int((root / split / 'nshards.txt').read_text()) if (root / split / 'nshards.txt').is_file() else None
-    shards = [root / split / f'{i}.tar' for i in range(n)] if n is not None else str(root / split / '*.tar')
     return ShardTask(name or root.name, shards, names.read_text().splitlines(), templates)
 
 
@@ -389,7 +414,7 @@ def shard_batches(
         )
     tokenizer = tokenizer if isinstance(source, ShardPairs) else None
     decode = _Decode(
-        preprocess, tokenizer, getattr(source, 'caption_key', 'txt'), getattr(source, 'label_key', 'cls')
+        preprocess, tokenizer, getattr(source, 'caption_key', 'txt'), getattr(source, 'label_key', None)
     )
     buffer = 0 if once else getattr(source, 'shuffle_buffer', 0)
     if once:

@@ -758,28 +758,37 @@ def export_wds(
 
 
 def export_clip_benchmark(
-    task: Task,  # a Task
+    task,  # a Task (classification) or a RetrievalSet (retrieval)
     out_dir,  # the folder to write into (created if missing)
     split: str = 'test',  # the split's name in CLIP_benchmark's layout
     shard_size: int = 1000,  # rows per shard
     fmt: str = 'webp',  # the image encoding: 'webp' (lossless, CLIP_benchmark's own), 'jpg' or 'png'
 ) -> Path:
-    "Write a Task in CLIP_benchmark's WebDataset classification layout; return the dataset root."
+    """Write a Task (or a RetrievalSet) in CLIP_benchmark's WebDataset layout; return the dataset root.
+    A retrieval set holds each image with its captions, one per line; `dataset_type.txt` says 'retrieval'."""
     out = Path(out_dir)
     (out / split).mkdir(parents=True, exist_ok=True)
-    (out / 'classnames.txt').write_text('\n'.join(task.classnames) + '\n')
-    if isinstance(task.templates, dict):
-        raise ValueError(
-            "export_clip_benchmark: CLIP_benchmark needs shared templates, not per-class prompts"
-        )
-    (out / 'zeroshot_classification_templates.txt').write_text(
-        '\n'.join(t.replace('{}', '{c}') for t in task.templates) + '\n'
-    )
+    retrieval = isinstance(task, RetrievalSet)
+    if retrieval:
+        write_atomic(out / 'dataset_type.txt', 'retrieval\n')
+        lines = [[] for _ in range(len(task.images))]
+        for caption, i in zip(task.captions, task.caption_image.tolist()):
+            lines[i].append(caption)
+        targets = ['\n'.join(captions).encode() for captions in lines]
+    else:
+        if isinstance(task.templates, dict):
+            raise ValueError(
+                "export_clip_benchmark: CLIP_benchmark needs shared templates, not per-class prompts"
+            )
+        write_atomic(out / 'classnames.txt', '\n'.join(task.classnames) + '\n')
+        templates = '\n'.join(t.replace('{}', '{c}') for t in task.templates) + '\n'
+        write_atomic(out / 'zeroshot_classification_templates.txt', templates)
+        targets = [str(int(label)).encode() for label in task.labels]
     n = 0
-    for n, s in enumerate(range(0, len(task), shard_size)):
+    for n, s in enumerate(range(0, len(targets), shard_size)):
         with atomic_path(out / split / f'{n}.tar') as tmp, tarfile.open(tmp, 'w') as tar:
-            for i in range(s, min(s + shard_size, len(task))):
+            for i in range(s, min(s + shard_size, len(targets))):
                 _add(tar, f's{i:07d}.{fmt}', _encode(task.images[i], fmt))
-                _add(tar, f's{i:07d}.cls', str(int(task.labels[i])).encode())
+                _add(tar, f's{i:07d}.{"txt" if retrieval else "cls"}', targets[i])
     write_atomic(out / split / 'nshards.txt', f'{n + 1}\n')
     return out
