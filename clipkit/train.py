@@ -716,7 +716,9 @@ def world_model(
     key = fingerprint(
         model,
         asdict(world),
-        {k: v for k, v in asdict(cfg).items() if k not in RUN_ONLY_FIELDS},
+        {
+            k: v for k, v in asdict(cfg).items() if k not in RUN_ONLY_FIELDS + ('workers',)
+        },  # in memory: no workers
         n_pairs,
     )
     d = Path(cache_dir or get_settings().cache_dir) / 'models' / key
