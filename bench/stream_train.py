@@ -9,6 +9,7 @@ runs), their ratio, and the share of a step clipkit spends waiting for data.
 """
 
 import argparse
+import os
 import re
 import subprocess
 import sys
@@ -82,7 +83,10 @@ def run_open_clip_train(paths, args, logs: Path) -> float:
     env_threads = {'OMP_NUM_THREADS': str(args.threads)} if args.threads else {}
     t0 = time.perf_counter()
     out = subprocess.run(
-        [sys.executable, '-c', script, *argv], capture_output=True, text=True, env={**_env(), **env_threads}
+        [sys.executable, '-c', script, *argv],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env_threads},
     )
     wall = time.perf_counter() - t0
     text = out.stdout + out.stderr
@@ -92,12 +96,6 @@ def run_open_clip_train(paths, args, logs: Path) -> float:
     print(f'open_clip_train: {len(batch_times)} logged steps in {wall:.1f} s (process included)')
     later = batch_times[2:]
     return args.batch_size / float(np.mean(later))
-
-
-def _env():
-    import os
-
-    return dict(os.environ)
 
 
 def main():

@@ -7,7 +7,7 @@ folders and torchvision datasets; few-shot and base/novel splits."""
 from __future__ import annotations
 from ..config import get_seed
 import csv, io, os, tarfile, warnings
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from PIL import Image
@@ -156,31 +156,43 @@ def _split_name(name: str) -> tuple:
     return name[: len(name) - len(base)] + stem, ext
 
 
-def _shard_members(path):
-    """{key: {ext: bytes}} of a tar shard, the member keys in order, and what is wrong with the file (None if
-    it is whole)."""
-    groups = defaultdict(dict)
-    size = Path(path).stat().st_size
-    end = 0
-    with tarfile.open(path) as tar:
-        for m in tar:
-            end = m.offset_data + -(-m.size // 512) * 512
-            if not m.isfile():
-                continue
-            key, ext = _split_name(m.name)
-            try:
-                data = tar.extractfile(m).read()
-            except (tarfile.ReadError, OSError, EOFError):
-                return groups, f'cut inside member {m.name}'
-            if len(data) != m.size:
-                return groups, f'cut inside member {m.name}'
-            groups[key][ext.lower()] = data
-    with open(path, 'rb') as f:
-        f.seek(end)
-        tail = f.read(1024)
-    if size < end + 1024 or tail.strip(b'\0'):
-        return groups, f'truncated shard (no end-of-archive blocks after byte {end})'
-    return groups, None
+def _tar_samples(urls):
+    """Shard paths -> sample dicts {'__key__', '__url__', ext: bytes}, read as a stream (one member in memory
+    at a time). A damaged shard yields a marker {'__key__': shard, '__bad__': reason}: a file that is no tar,
+    a cut inside a member (the samples before it are kept), or a cut at a member boundary (the end-of-archive
+    blocks are missing, though Python's tarfile reads it as a clean, shorter archive)."""
+    for url in urls:
+        url = str(url['url'] if isinstance(url, dict) else url)
+        sample, end = {}, 0
+        try:
+            with tarfile.open(url, 'r|*') as tar:
+                for m in tar:
+                    end = m.offset_data + -(-m.size // 512) * 512
+                    if not m.isfile():
+                        continue
+                    key, ext = _split_name(m.name)
+                    try:
+                        data = tar.extractfile(m).read()
+                    except (tarfile.ReadError, OSError, EOFError):
+                        data = b''
+                    if len(data) != m.size:
+                        yield from [sample] if sample else []
+                        yield {'__key__': url, '__bad__': f'cut inside member {m.name}'}
+                        break
+                    if sample and sample['__key__'] != key:
+                        yield sample
+                        sample = {}
+                    sample.update({'__key__': key, '__url__': url, ext.lower(): data})
+                else:
+                    yield from [sample] if sample else []
+                    with open(url, 'rb') as f:
+                        f.seek(end)
+                        tail = f.read(1024)
+                    if len(tail) < 1024 or tail.strip(b'\0'):
+                        reason = f'truncated shard (no end-of-archive blocks after byte {end})'
+                        yield {'__key__': url, '__bad__': reason}
+        except (tarfile.TarError, OSError) as e:
+            yield {'__key__': url, '__bad__': f'broken shard ({e})'}
 
 
 def _expected_samples(path, expected):
@@ -206,31 +218,25 @@ def read_wds_pairs(
     if not shards:
         raise BadInput("read_wds_pairs: no shards given")
     image_ext = _image_extensions()
-    keep, bad = [], []
-    read = 0
-    for sh in shards:
-        try:
-            groups, damage = _shard_members(sh)
-        except (tarfile.TarError, OSError) as e:
-            bad.append((str(sh), f'broken shard ({e})'))
-            read += 1
+    keep, bad, per_shard = [], [], Counter()
+    for s in _tar_samples(shards):
+        if '__bad__' in s:
+            bad.append((s['__key__'], s['__bad__']))
             continue
-        if damage:
-            bad.append((str(sh), damage))
-            read += 1
+        per_shard[s['__url__']] += 1
+        where = f"{s['__url__']}:{s['__key__']}"
+        img = next((s[e] for e in s if e in image_ext), None)
+        cap = s.get('txt', b'').decode('utf-8', 'replace').strip()
+        why = 'no image' if img is None else 'empty caption' if not cap else _check_image(img)
+        if why:
+            bad.append((where, why))
+        else:
+            keep.append((img, cap, where))
+    for sh in map(str, shards):
         want = _expected_samples(sh, expected)
-        if want is not None and len(groups) < want:
-            bad.append((str(sh), f'short shard ({len(groups)} of {want} samples)'))
-            read += 1
-        for key, g in groups.items():
-            read += 1
-            img = next((g[e] for e in g if e in image_ext), None)
-            cap = g.get('txt', b'').decode('utf-8', 'replace').strip()
-            why = 'no image' if img is None else 'empty caption' if not cap else _check_image(img)
-            if why:
-                bad.append((f'{sh}:{key}', why))
-            else:
-                keep.append((img, cap, f'{sh}:{key}'))
+        if want is not None and per_shard[sh] < want:
+            bad.append((sh, f'short shard ({per_shard[sh]} of {want} samples)'))
+    read = len(keep) + len(bad)  # samples, and one entry per damaged or short shard
     report = _report('read_wds_pairs', read, bad, skip_bad)
     if not keep:
         raise BadInput(f"read_wds_pairs: no readable samples in {len(shards)} shards ({report['skipped']})")

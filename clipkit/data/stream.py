@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import torch
 from PIL import Image
-from .sources import BadInput, LazyImages, _image_extensions, _split_name
+from .sources import BadInput, LazyImages, _image_extensions, _split_name, _tar_samples
 
 # %% auto #0
 __all__ = ['Batch', 'BadSamples', 'file_batches', 'expand_shards', 'count_samples', 'ShardPairs', 'ShardTask', 'ShardRetrieval',
@@ -160,44 +160,8 @@ def count_samples(
             total += int(record['successes'])
             continue
         with tarfile.open(sh) as tar:
-            total += len({m.name.split('/')[-1].split('.')[0] for m in tar if m.isfile()})
+            total += len({_split_name(m.name)[0] for m in tar if m.isfile()})
     return total
-
-
-def _tar_samples(urls):
-    "A pipeline stage: shard paths -> sample dicts {'__key__', '__url__', ext: bytes}; cut shards marked."
-    for url in urls:
-        url = url['url'] if isinstance(url, dict) else url
-        sample, end = {}, 0
-        try:
-            with tarfile.open(url, 'r|*') as tar:  # a stream: one member in memory at a time
-                for m in tar:
-                    end = m.offset_data + -(-m.size // 512) * 512
-                    if not m.isfile():
-                        continue
-                    key, ext = _split_name(m.name)
-                    data = tar.extractfile(m).read()
-                    if len(data) != m.size:
-                        raise EOFError(f'cut inside member {m.name}')
-                    if sample and sample['__key__'] != key:
-                        yield sample
-                        sample = {}
-                    sample.setdefault('__key__', key)
-                    sample['__url__'] = url
-                    sample[ext.lower()] = data
-        except (tarfile.TarError, OSError, EOFError) as e:
-            yield {'__key__': f'{url}', '__bad__': f'broken shard ({e})'}
-            continue
-        if sample:
-            yield sample
-        with open(url, 'rb') as f:
-            f.seek(end)
-            tail = f.read(1024)
-        if len(tail) < 1024 or tail.strip(b'\0'):
-            yield {
-                '__key__': f'{url}',
-                '__bad__': f'truncated shard (no end-of-archive blocks after byte {end})',
-            }
 
 # %% ../../nbs/02_data.stream.ipynb #1e19895a
 class _ShardEpochs(torch.utils.data.IterableDataset):
