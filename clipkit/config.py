@@ -4,25 +4,41 @@
 
 # %% ../nbs/00_config.ipynb #7539ad0d
 from __future__ import annotations
-import configparser, os, random
+import configparser, json, os, random, sys, warnings
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np, torch
 
+# huggingface_hub, which open_clip imports, imports tqdm.auto, which in a kernel without ipywidgets prints a
+# "TqdmWarning: IProgress not found" box into every notebook. clipkit draws no widget bars, so it is silenced.
+warnings.filterwarnings('ignore', message='IProgress not found')
+
 # %% auto #0
-__all__ = ['DEFAULTS', 'TMP_PREFIX', 'find_settings', 'Settings', 'get_settings', 'get_device', 'set_threads', 'get_seed',
-           'seed_everything', 'fingerprint', 'atomic_path', 'write_atomic', 'clean_temporaries']
+__all__ = ['DEFAULTS', 'TMP_PREFIX', 'PROGRESS_ENV', 'packaged_studies', 'find_settings', 'Settings', 'get_settings',
+           'get_device', 'set_threads', 'get_seed', 'seed_everything', 'fingerprint', 'atomic_path', 'write_atomic',
+           'clean_temporaries', 'progress_bar', 'report_progress']
 
 # %% ../nbs/00_config.ipynb #381de480
 DEFAULTS = dict(
     data_dir='data',
     cache_dir='.cache',
     results_dir='results',
-    studies_dir='nbs/studies',
+    studies_dir='',
     device='auto',
     threads='0',
     seed='0',
 )
+
+# %% ../nbs/00_config.ipynb #ec17b1f7
+def packaged_studies() -> Path:
+    """The study notebooks installed with clipkit: package data `clipkit/study_notebooks/` (built from
+    `nbs/studies/`), so that `clipkit study run` works from a plain `pip install` in any folder. An editable
+    install from a checkout has them in the checkout's `nbs/studies/` instead."""
+    import clipkit
+
+    package = Path(clipkit.__file__).resolve().parent
+    installed = package / 'study_notebooks'
+    return installed if installed.is_dir() else package.parent / 'nbs' / 'studies'
 
 # %% ../nbs/00_config.ipynb #495fc5f4
 def find_settings(
@@ -47,7 +63,7 @@ class Settings:
     data_dir: Path  # where data sets live
     cache_dir: Path  # where caches (features, models) live
     results_dir: Path  # where study results are written
-    studies_dir: Path  # where the study notebooks are
+    studies_dir: Path  # where the study notebooks are (the ones shipped with clipkit by default)
     device: str  # the default device: 'auto', 'cpu', 'cuda', ...
     threads: int  # torch intra-op threads; 0 keeps torch's default
     seed: int  # the default seed
@@ -108,7 +124,7 @@ def get_settings(
         path('data_dir'),
         path('cache_dir'),
         path('results_dir'),
-        path('studies_dir'),
+        path('studies_dir') if vals['studies_dir'] else packaged_studies(),
         _check_device(vals['device'], f"settings: {where['device']}"),
         ints['threads'],
         ints['seed'],
@@ -247,3 +263,28 @@ def clean_temporaries(
         shutil.rmtree(p) if p.is_dir() else p.unlink()
         gone.append(p.name)
     return sorted(gone)
+
+# %% ../nbs/00_config.ipynb #752f980b
+PROGRESS_ENV = 'CLIPKIT_PROGRESS_FILE'
+
+
+def progress_bar(
+    iterable=None,  # what to iterate over, as for tqdm
+    enabled: bool = True,  # False never draws a bar
+    **tqdm_args,  # total, desc, initial, ... as tqdm takes them
+):
+    "A tqdm bar on an interactive terminal; a silent one (the same iterator) in notebooks, logs and tests."
+    from tqdm.std import tqdm  # the text bar: tqdm.auto warns about widgets in a kernel without ipywidgets
+
+    return tqdm(iterable, disable=not (enabled and sys.stderr.isatty()), **tqdm_args)
+
+
+def report_progress(
+    **event,  # JSON-able fields, e.g. kind='cell', done=3, total=12 or kind='train', step=40, loss=2.1
+):
+    "Append a progress event to the file in `CLIPKIT_PROGRESS_FILE`, if any (for `clipkit study run`)."
+    path = os.environ.get(PROGRESS_ENV)
+    if not path:
+        return
+    with open(path, 'a') as f:
+        f.write(json.dumps(event) + '\n')

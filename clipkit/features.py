@@ -6,10 +6,9 @@
 from __future__ import annotations
 from pathlib import Path
 import numpy as np, torch, torch.nn.functional as F
-from tqdm.auto import tqdm
 import hashlib, warnings
 from PIL import Image
-from .config import fingerprint, get_settings, get_device, atomic_path
+from .config import fingerprint, get_settings, get_device, atomic_path, progress_bar
 from .types import Features, check_templates
 from .data.sources import BadInput, LazyImages
 from .data.stream import file_batches, shard_batches
@@ -130,7 +129,7 @@ def image_features(
     out = []
     inputs = _inputs(model, images, preprocess, batch_size, workers, pin)
     total = -(-len(images) // batch_size)
-    for x in tqdm(inputs, total=total, disable=not progress or total <= 1, desc='images'):
+    for x in progress_bar(inputs, total=total, enabled=progress and total > 1, desc='images'):
         out.append(model.encode_image(x.to(device, non_blocking=pin), normalize=normalize).float().cpu())
     return torch.cat(out) if out else torch.empty(0, _embed_dim(model))
 
@@ -154,7 +153,7 @@ def stream_features(
     out, labels, keys = [], [], []
     stream = shard_batches(source, preprocess, None, batch_size, workers=workers, pin_memory=pin, once=True)
     total = -(-len(source) // batch_size) if progress else None  # counting reads every shard's headers
-    for batch in tqdm(stream, total=total, disable=not progress, desc='images'):
+    for batch in progress_bar(stream, total=total, enabled=progress, desc='images'):
         if batch.bad:
             raise BadInput(f"stream_features: {batch.bad[0][0]}: {batch.bad[0][1]}")
         out.append(

@@ -4,15 +4,16 @@
 
 # %% ../nbs/11_studies.ipynb #b9684f39
 from __future__ import annotations
-import argparse, ast, json, math, os, sys
+import argparse, ast, html, json, math, os, shutil, sys, threading
 from dataclasses import MISSING
 from pathlib import Path
 import numpy as np, pandas as pd
-from .config import get_settings, fingerprint, write_atomic, atomic_path
+from .config import get_settings, fingerprint, write_atomic, atomic_path, progress_bar, report_progress
 
 # %% auto #0
 __all__ = ['write_json', 'flatten', 'tidy_rows', 'write_results', 'ResultLog', 'study_path', 'list_studies', 'check_params',
-           'run_study', 'config_flags', 'config_from_args', 'load_pairs', 'load_task', 'main', 'train_cmd', 'eval_cmd']
+           'run_study', 'local_mathjax', 'study_report', 'config_flags', 'config_from_args', 'load_pairs', 'load_task',
+           'main', 'train_cmd', 'eval_cmd']
 
 # %% ../nbs/11_studies.ipynb #5db91305
 def _clean(o):
@@ -88,7 +89,10 @@ class ResultLog:
         context: dict | None = None,  # the settings every cell depends on; others' cells are set aside
         recompute: bool = False,  # ignore (and remove) the cells a previous run logged
         name: str = 'results',  # the log is `<name>.cells.jsonl`
+        total: int
+        | None = None,  # the number of cells in the grid, for the progress `clipkit study run` shows
     ):
+        self.name, self.total, self.done = name, total, 0
         self.path = Path(out_dir) / f'{name}.cells.jsonl'
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.context = fingerprint(_clean(context or {}))
@@ -144,11 +148,14 @@ class ResultLog:
         **cell,  # the cell's coordinates
     ):
         "The cell's logged result if a previous run finished it, else compute() appended to the log."
-        done = self.get(**cell)
-        if done is not None:
+        result = self.get(**cell)
+        if result is not None:
             self.reused += 1
-            return done
-        return self.add(compute(), **cell)
+        else:
+            result = self.add(compute(), **cell)
+        self.done += 1
+        report_progress(kind='cell', log=self.name, done=self.done, total=self.total, cell=_clean(cell))
+        return result
 
     def __repr__(self):
         return (
@@ -173,23 +180,73 @@ def study_path(
 def list_studies(
     folder=None,  # the studies' folder; the settings' studies_dir where None
 ) -> dict:
-    "{study name: {parameter: (default, comment)}} for every notebook in the studies folder."
+    """{study name: {parameter: (default, comment)}} for every notebook in the studies folder; a folder with
+    none raises, naming it (an empty list would look like a working install)."""
     import papermill as pm
 
     folder = Path(folder or get_settings().studies_dir)
+    found = sorted(folder.glob('*.ipynb'))
+    if not found:
+        raise FileNotFoundError(
+            f"no study notebooks in {folder}: set studies_dir in settings.ini (or CLIPKIT_STUDIES_DIR) to a "
+            "folder of them, or leave it out to use the studies installed with clipkit"
+        )
     return {
         p.stem: {k: (v['default'], v.get('help', '')) for k, v in pm.inspect_notebook(str(p)).items()}
-        for p in sorted(folder.glob('*.ipynb'))
+        for p in found
     }
 
 
-def _kernel(nb: Path, kernel):
-    if kernel:
-        return kernel
-    from jupyter_client.kernelspec import KernelSpecManager
+def _this_interpreter():
+    """A kernel manager class whose kernel is ipykernel in this very interpreter, so that a study runs with
+    the clipkit that runs it, whichever kernels are registered (a fresh venv has none named clipkit)."""
+    from jupyter_client.kernelspec import KernelSpec
+    from jupyter_client.manager import AsyncKernelManager
 
-    want = json.loads(nb.read_text()).get('metadata', {}).get('kernelspec', {}).get('name', 'python3')
-    return want if want in KernelSpecManager().find_kernel_specs() else 'python3'
+    class ThisInterpreter(AsyncKernelManager):
+        @property
+        def kernel_spec(self):
+            argv = [sys.executable, '-m', 'ipykernel_launcher', '-f', '{connection_file}']
+            return KernelSpec(argv=argv, display_name='clipkit (this interpreter)', language='python')
+
+    return ThisInterpreter
+
+
+class _ProgressWatcher(threading.Thread):
+    """Read the events a running study appends to its progress file and draw them as one terminal bar: the
+    grid cells done out of their total, and the trainer's step and loss."""
+
+    def __init__(self, path: Path, study: str):
+        super().__init__(daemon=True)
+        self.path, self.study, self.offset = path, study, 0
+        self.finished = threading.Event()
+        self.bar = progress_bar(desc=study, bar_format='{desc}{n}/{total_fmt} cells |{bar:20}|{postfix}')
+
+    def run(self):
+        while not self.finished.wait(0.5):
+            self.read()
+        self.read()
+        self.bar.close()
+
+    def read(self):
+        "Take the whole lines written since the last read (a line being written is left for the next)."
+        if not self.path.exists():
+            return
+        with open(self.path, 'rb') as f:
+            f.seek(self.offset)
+            chunk = f.read()
+        whole = chunk[: chunk.rfind(b'\n') + 1]
+        self.offset += len(whole)
+        for line in whole.decode().splitlines():
+            event = json.loads(line)
+            if event.get('kind') == 'cell':
+                self.bar.total = event.get('total')
+                self.bar.n = event['done']
+                self.bar.set_description(f"{self.study} ({event['log']})", refresh=False)
+            elif event.get('kind') == 'train':
+                step = f"train step {event['step']}/{event['steps']}"
+                self.bar.set_postfix_str(f"{step}  loss {event['loss']:.3f}", refresh=False)
+        self.bar.refresh()
 
 
 def _kind(value) -> str:
@@ -233,11 +290,12 @@ def run_study(
     name,  # a study name (in studies_dir) or a notebook path
     params: dict | None = None,  # papermill parameters
     out_dir=None,  # results_dir/<name> where None
-    kernel: str | None = None,  # a Jupyter kernel; the notebook's where None
-    progress: bool = True,  # show a progress bar
+    kernel: str | None = None,  # a registered Jupyter kernel; this interpreter's ipykernel where None
+    progress: bool = True,  # on a terminal, a bar over the study's grid cells with the trainer's loss
+    report: bool = True,  # write out_dir/index.html, linking the executed notebook, figures and results
 ) -> Path:
-    """Execute a study with papermill into `out_dir` (results_dir/<name> by default); return the executed
-    notebook."""
+    """Execute a study with papermill into `out_dir` (results_dir/<name> by default), run from the working
+    folder, whose settings.ini (if any) the study reads; return the executed notebook."""
     import papermill as pm
 
     nb = study_path(name)
@@ -247,15 +305,108 @@ def run_study(
     out.mkdir(parents=True, exist_ok=True)
     params = {**(params or {}), **({'out_dir': str(out)} if 'out_dir' in known else {})}
     dest = out / f'{nb.stem}.ipynb'
-    pm.execute_notebook(
-        str(nb),
-        str(dest),
-        parameters=params,
-        kernel_name=_kernel(nb, kernel),
-        progress_bar=progress,
-        cwd=str(nb.parent),
+    events = out / '.progress.jsonl'
+    events.unlink(missing_ok=True)
+    watcher = _ProgressWatcher(events, nb.stem) if progress else None
+    how = (
+        dict(kernel_name=kernel)
+        if kernel
+        else dict(kernel_name='python3', kernel_manager_class=_this_interpreter())
     )
+    before = os.environ.get('CLIPKIT_PROGRESS_FILE')
+    os.environ['CLIPKIT_PROGRESS_FILE'] = str(events)  # the kernel inherits it
+    try:
+        if watcher is not None:
+            watcher.start()
+        pm.execute_notebook(str(nb), str(dest), parameters=params, progress_bar=False, cwd=os.getcwd(), **how)
+    finally:
+        if before is None:
+            os.environ.pop('CLIPKIT_PROGRESS_FILE', None)
+        else:
+            os.environ['CLIPKIT_PROGRESS_FILE'] = before
+        if watcher is not None:
+            watcher.finished.set()
+            watcher.join()
+        events.unlink(missing_ok=True)
+        if report and dest.is_file():
+            study_report(dest)
     return dest
+
+# %% ../nbs/11_studies.ipynb #964107e0
+def local_mathjax(
+    dest,  # the folder to copy MathJax into (a `mathjax/` folder is made there)
+) -> Path:
+    """Copy the MathJax 2 that `jupyter-server-mathjax` ships into `dest/mathjax` (once; the localisations
+    left out) and return the path of its `MathJax.js`, so that pages typeset formulas without the internet."""
+    import jupyter_server_mathjax
+
+    source = Path(jupyter_server_mathjax.__file__).parent / 'static'
+    target = Path(dest) / 'mathjax'
+    if not (target / 'MathJax.js').is_file():
+        with atomic_path(target, folder=True) as tmp:
+            shutil.copytree(source, tmp, ignore=shutil.ignore_patterns('localization'), dirs_exist_ok=True)
+    return target / 'MathJax.js'
+
+
+def study_report(
+    executed,  # the executed notebook of a study run (its folder holds the run's outputs)
+) -> Path:
+    "Write `index.html` in the run's folder: parameters, verdicts, figures and links to every output."
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    executed = Path(executed)
+    out = executed.parent
+    nb = nbformat.read(executed, as_version=4)
+    mathjax = local_mathjax(out / '_static')
+    exporter = HTMLExporter(mathjax_url=f"{mathjax.relative_to(out).as_posix()}?config=TeX-AMS_CHTML")
+    body, _ = exporter.from_notebook_node(nb)
+    write_atomic(executed.with_suffix('.html'), body)
+    run = nb.metadata.get('papermill', {})
+    params = run.get('parameters', {})
+    failed = run.get('exception')
+    esc = html.escape
+    parts = [
+        f'<h1>Study: {esc(executed.stem)}</h1>',
+        f"<p>Run {esc(str(run.get('start_time', '?')))[:19]}, {float(run.get('duration') or 0):.0f} s"
+        + (' &mdash; <b>failed</b>: see the notebook' if failed else '')
+        + f' &middot; <a href="{esc(executed.with_suffix(".html").name)}">the executed notebook</a></p>',
+        '<h2>Parameters</h2><table>'
+        + ''.join(
+            f'<tr><td><code>{esc(k)}</code></td><td>{esc(repr(v))}</td></tr>' for k, v in params.items()
+        )
+        + '</table>',
+    ]
+    if (out / 'verdicts.csv').is_file():
+        table = pd.read_csv(out / 'verdicts.csv').to_html(index=False, border=0, na_rep='')
+        parts.append(f'<h2>Verdicts</h2>{table}')
+    figures = sorted(p for p in out.iterdir() if p.suffix in ('.png', '.svg'))
+    if figures:
+        parts.append('<h2>Figures</h2>')
+        parts += [
+            f'<figure><img src="{esc(p.name)}" alt="{esc(p.stem)}">'
+            f'<figcaption>{esc(p.name)}</figcaption></figure>'
+            for p in figures
+        ]
+    files = sorted(
+        p for p in out.iterdir() if p.is_file() and p.suffix in ('.csv', '.json', '.jsonl', '.ipynb', '.html')
+    )
+    parts.append('<h2>Files</h2><ul>')
+    parts += [
+        f'<li><a href="{esc(p.name)}">{esc(p.name)}</a> ({p.stat().st_size:,} bytes)</li>' for p in files
+    ]
+    parts.append('</ul>')
+    style = (
+        'body{font-family:sans-serif;max-width:60em;margin:2em auto;padding:0 1em}'
+        'img{max-width:100%}td,th{padding:.2em .8em;text-align:left}'
+    )
+    page = (
+        f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{esc(executed.stem)}</title>'
+        f'<style>{style}</style></head><body>{"".join(parts)}</body></html>'
+    )
+    index = out / 'index.html'
+    write_atomic(index, page)
+    return index
 
 # %% ../nbs/11_studies.ipynb #c599ef12
 def _value(s: str):
@@ -443,7 +594,12 @@ def main(
     if a.cmd == 'eval':
         return eval_cmd(a)
     if a.action == 'list':
-        for name, ps in list_studies().items():
+        try:
+            studies = list_studies()
+        except FileNotFoundError as e:
+            print(f'clipkit: {e}', file=sys.stderr)
+            return 1
+        for name, ps in studies.items():
             print(name)
             [print(f'  {k} = {v}' + (f'  # {h}' if h else '')) for k, (v, h) in ps.items()]
         return 0

@@ -10,9 +10,8 @@ import contextlib, hashlib, itertools, json, math, shutil, time, warnings
 from dataclasses import dataclass, asdict, field, replace
 from pathlib import Path
 import numpy as np, pandas as pd, torch
-from tqdm.auto import tqdm
 from .config import set_threads, seed_everything, get_device, get_seed, fingerprint
-from .config import atomic_path, write_atomic, clean_temporaries
+from .config import atomic_path, write_atomic, clean_temporaries, progress_bar, report_progress
 from .losses import LOSSES, ContrastiveLoss, get_loss, dist_info
 from . import models
 from .types import take_images
@@ -56,7 +55,7 @@ class TrainConfig:
     seed: int | None = None  # data order, initialisation and sampling; the settings' seed by default
     threads: int | None = None  # torch threads; the settings' value by default
     device: str | None = None  # 'cpu', 'cuda', 'auto', ...; the settings' device by default
-    progress: bool = True  # show a tqdm bar
+    progress: bool = True  # show a progress bar (on an interactive terminal only, never in a notebook)
     workers: int = 0  # DataLoader workers that decode file and shard images (0: in this process)
     log_every: int = 0  # a log line (loss, lr, scale, samples/s, data wait) every N steps (0: none)
     log_dir: str | None = None  # where train.log (and TensorBoard events) go; ckpt_dir where None
@@ -601,11 +600,11 @@ def train(
     stream = iter(batches(model, pairs, preprocess, tokenizer, cfg, start, sampler, rank, world, pin))
     bad = BadSamples()
     log = _TrainLog(cfg, rank)
-    bar = tqdm(
+    bar = progress_bar(
         range(start, min(cfg.steps, until or cfg.steps)),
         initial=start,
         total=cfg.steps,
-        disable=not cfg.progress or rank > 0,
+        enabled=cfg.progress and rank == 0,
         desc='train',
     )
     for step in bar:
@@ -660,6 +659,8 @@ def train(
         history.append(row)
         log.write(row)
         bar.set_postfix(loss=f'{loss:.3f}', lr=f'{lr:.1e}')
+        if rank == 0 and ((step + 1) % 10 == 0 or last):
+            report_progress(kind='train', step=step + 1, steps=cfg.steps, loss=round(loss, 4))
         if (
             rank == 0
             and cfg.ckpt_every

@@ -2,6 +2,7 @@
 loss resolved once by the trainer with its keywords checked, and the entry points at the package's top."""
 
 import dataclasses
+from pathlib import Path
 import importlib
 import inspect
 import pytest
@@ -14,6 +15,7 @@ from clipkit.data.sources import few_shot
 from clipkit.data.world import make_pairs, world_tasks
 from clipkit.train import train
 
+ROOT = Path(__file__).resolve().parents[1]
 WORLD = WorldConfig(shapes=('circle', 'square', 'star'), colors=('red', 'blue'), holdout=())
 
 
@@ -161,3 +163,12 @@ def test_a_learned_scale_moves():
     cfg = TrainConfig(steps=6, batch_size=64, warmup=1, lr=1e-2, loss='clip', progress=False)
     history = train(model, tok, make_pairs(WORLD, 256, seed=0), cfg)
     assert history.logit_scale.sub(1 / 0.07).abs().max() > 1e-3, 'the control: CLIP learns its scale'
+
+
+def test_every_subpackage_is_in_the_wheel():
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / 'pyproject.toml').read_text())['tool']['setuptools']['packages'])
+    found = {'.'.join(p.parent.relative_to(ROOT).parts) for p in (ROOT / 'clipkit').rglob('__init__.py')}
+    assert found <= listed, f'pyproject.toml lists every clipkit package: {sorted(found - listed)} missing'
+    assert 'clipkit.study_notebooks' in listed, 'and the study notebooks, as package data'

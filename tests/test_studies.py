@@ -1,6 +1,6 @@
 "Every study in nbs/studies runs through papermill with tiny parameters, and the runner and CLI behave."
 
-import json, subprocess, sys
+import fcntl, json, os, pty, struct, subprocess, sys, termios
 from pathlib import Path
 import pytest
 from clipkit.studies import run_study, list_studies
@@ -45,6 +45,7 @@ def test_study_runs(nb, tmp_path):
     assert nb.stem in TINY, f'add tiny parameters for {nb.stem} to tests/test_studies.py'
     dest = run_study(nb, TINY[nb.stem], tmp_path, progress=False)
     assert dest.is_file(), 'the executed notebook is written'
+    assert (tmp_path / 'index.html').is_file(), 'and the page linking its outputs'
     if (tmp_path / 'metrics.json').exists():
         json.loads((tmp_path / 'metrics.json').read_text())  # strict JSON: loads without error
 
@@ -113,3 +114,91 @@ def test_cli_list_and_failure(tmp_path):
     )
     assert r.returncode != 0, 'an unknown parameter fails'
     assert 'stepz' in r.stderr, 'and the message names it'
+
+
+def test_study_list_with_no_studies_is_an_error(tmp_path):
+    exe = Path(sys.executable).parent / 'clipkit'
+    env = {**os.environ, 'CLIPKIT_STUDIES_DIR': str(tmp_path)}
+    r = subprocess.run([str(exe), 'study', 'list'], cwd=ROOT, capture_output=True, text=True, env=env)
+    assert r.returncode == 1, 'an empty studies folder fails instead of printing nothing'
+    assert f'no study notebooks in {tmp_path}' in r.stderr, 'and the message names the folder'
+
+
+def _run_in_terminal(args, cwd, env, width=150):
+    "Run a command on a pseudo-terminal of the given width; return everything it drew, as text."
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack('HHHH', 24, width, 0, 0))
+    p = subprocess.Popen(args, cwd=cwd, env=env, stdin=slave, stdout=slave, stderr=slave)
+    os.close(slave)
+    drawn = b''
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # the command closed the terminal
+            break
+        if not chunk:
+            break
+        drawn += chunk
+    os.close(master)
+    assert p.wait(timeout=600) == 0, drawn.decode(errors='replace')[-3000:]
+    return drawn.decode(errors='replace')
+
+
+def test_terminal_shows_grid_cells_and_loss(tmp_path):
+    exe = Path(sys.executable).parent / 'clipkit'
+    tiny = dict(TINY['modality_gap'], temperatures='[0.1,0.05]', steps=11)
+    args = [str(exe), 'study', 'run', 'modality_gap', '--out', str(tmp_path / 'out')]
+    for k, v in tiny.items():
+        args += ['-p', k, str(v)]
+    env = {**os.environ, 'CLIPKIT_CACHE_DIR': str(tmp_path / 'cache')}  # an empty cache: the models train
+    drawn = _run_in_terminal(args, ROOT, env)
+    frames = drawn.split('\r')
+    assert any('modality_gap (results): 3/3 cells' in f for f in frames), 'the bar counts the grid cells'
+    assert any('train step 11/11  loss' in f for f in frames), "and shows the trainer's step and loss"
+    assert (tmp_path / 'out' / 'index.html').is_file(), 'the run is browsable from index.html'
+    executed = json.loads((tmp_path / 'out' / 'modality_gap.ipynb').read_text())
+    streams = [o for c in executed['cells'] for o in c.get('outputs', []) if o.get('name') == 'stderr']
+    assert not any('it/s' in ''.join(o['text']) for o in streams), (
+        'the notebook itself holds no progress bars'
+    )
+
+
+def test_studies_run_from_a_plain_install_in_an_empty_folder(tmp_path):
+    "A non-editable install (the wheel pip builds from the checkout) runs a study from any folder."
+    site = tmp_path / 'site'
+    pip = [sys.executable, '-m', 'pip', 'install', '-q', '--no-deps', '--no-build-isolation']
+    r = subprocess.run(pip + ['--target', str(site), str(ROOT)], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    shipped = sorted(p.name for p in (site / 'clipkit' / 'study_notebooks').glob('*.ipynb'))
+    assert shipped == sorted(p.name for p in STUDIES), 'every study notebook ships as package data'
+    empty = tmp_path / 'anywhere'
+    empty.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith('CLIPKIT_')}
+    env['PYTHONPATH'] = str(site)  # the installed copy, ahead of the checkout's editable one
+    cli = [sys.executable, '-c', 'import sys; from clipkit.studies import main; sys.exit(main())']
+    r = subprocess.run(cli + ['study', 'list'], cwd=empty, env=env, capture_output=True, text=True)
+    assert r.returncode == 0 and 'quickstart' in r.stdout, f'the installed studies are listed\n{r.stderr}'
+    run = [
+        'study',
+        'run',
+        'quickstart',
+        '-p',
+        'steps',
+        '20',
+        '-p',
+        'n_pairs',
+        '512',
+        '-p',
+        'n_per_class',
+        '2',
+    ]
+    r = subprocess.run(cli + run, cwd=empty, env=env, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, f'the study runs from the installed package\n{r.stderr[-3000:]}'
+    results = empty / 'results' / 'quickstart'
+    assert json.loads((results / 'metrics.json').read_text())['steps'] == 20, 'its results are in ./results/'
+    assert (results / 'index.html').is_file(), 'with the page that links them'
+    executed = json.loads((results / 'quickstart.ipynb').read_text())
+    source = executed['metadata']['papermill']['input_path']
+    assert source.startswith(str(site)), 'the notebook run is the installed copy, not the checkout\'s'
+    streams = [o for c in executed['cells'] for o in c.get('outputs', []) if o.get('name') == 'stderr']
+    assert not any('TqdmWarning' in ''.join(o['text']) for o in streams), 'and it holds no widget warnings'
