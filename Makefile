@@ -8,7 +8,7 @@ STAMP := $(VENV)/.clipkit-installed
 # the torch pair that the project's machines install from their local cache
 TORCH := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: study test check-clean export lint env kernel clean
+.PHONY: study test check-clean export lint env kernel clean notebooks study-notebooks docs browser
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -27,10 +27,26 @@ export: $(STAMP)
 	$(VENV)/bin/nbdev-export
 	$(VENV)/bin/nbdev-clean
 
+# The notebooks are committed executed, outputs and all: `make notebooks` runs each module notebook in place
+# (in its folder, as nbdev-test does), then cleans metadata; nbdev-clean keeps the outputs.
+notebooks: $(STAMP)
+	@for nb in nbs/*.ipynb; do echo "executing $$nb"; \
+	  $(VENV)/bin/jupyter nbconvert --log-level WARN --to notebook --execute --inplace \
+	    --ExecutePreprocessor.timeout=1200 "$$nb" || exit 1; done
+	$(VENV)/bin/nbdev-clean
+
+# The study notebooks are committed executed with their default parameters, so that a reader sees each claim,
+# its interval and its verdict without running anything (minutes each; their outputs go to nbs/studies/results/).
+study-notebooks: $(STAMP)
+	@for nb in nbs/studies/*.ipynb; do echo "executing $$nb"; \
+	  $(VENV)/bin/jupyter nbconvert --log-level WARN --to notebook --execute --inplace \
+	    --ExecutePreprocessor.timeout=3600 "$$nb" || exit 1; done
+	$(VENV)/bin/nbdev-clean
+
 # ruff, configured in pyproject.toml: lines up to 110 characters, one statement per line, no unused names.
 lint: $(STAMP)
-	$(VENV)/bin/ruff format --check -q nbs tests
-	$(VENV)/bin/ruff check nbs clipkit tests bench
+	$(VENV)/bin/ruff format --check -q nbs tests docs
+	$(VENV)/bin/ruff check nbs clipkit tests bench docs
 
 # Exporting and cleaning must leave the checkout unchanged, and the code must pass the linter.
 check-clean: $(STAMP)

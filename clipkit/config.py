@@ -4,14 +4,10 @@
 
 # %% ../nbs/00_config.ipynb #7539ad0d
 from __future__ import annotations
-import configparser, json, os, random, sys, warnings
+import configparser, json, os, random, sys
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np, torch
-
-# huggingface_hub, which open_clip imports, imports tqdm.auto, which in a kernel without ipywidgets prints a
-# "TqdmWarning: IProgress not found" box into every notebook. clipkit draws no widget bars, so it is silenced.
-warnings.filterwarnings('ignore', message='IProgress not found')
 
 # %% auto #0
 __all__ = ['DEFAULTS', 'TMP_PREFIX', 'PROGRESS_ENV', 'packaged_studies', 'find_settings', 'Settings', 'get_settings',

@@ -11,9 +11,9 @@ import numpy as np, pandas as pd
 from .config import get_settings, fingerprint, write_atomic, atomic_path, progress_bar, report_progress
 
 # %% auto #0
-__all__ = ['write_json', 'flatten', 'tidy_rows', 'write_results', 'ResultLog', 'study_path', 'list_studies', 'check_params',
-           'run_study', 'local_mathjax', 'study_report', 'config_flags', 'config_from_args', 'load_pairs', 'load_task',
-           'main', 'train_cmd', 'eval_cmd']
+__all__ = ['MATHJAX_CONFIG', 'write_json', 'flatten', 'tidy_rows', 'write_results', 'ResultLog', 'study_path', 'list_studies',
+           'check_params', 'run_study', 'local_mathjax', 'study_report', 'config_flags', 'config_from_args',
+           'load_pairs', 'load_task', 'main', 'train_cmd', 'eval_cmd']
 
 # %% ../nbs/11_studies.ipynb #5db91305
 def _clean(o):
@@ -204,6 +204,9 @@ def _this_interpreter():
     from jupyter_client.manager import AsyncKernelManager
 
     class ThisInterpreter(AsyncKernelManager):
+        def __init__(self, **kwargs):
+            super().__init__(**{'transport': 'ipc', **kwargs})  # local sockets, not unencrypted TCP
+
         @property
         def kernel_spec(self):
             argv = [sys.executable, '-m', 'ipykernel_launcher', '-f', '{connection_file}']
@@ -333,18 +336,29 @@ def run_study(
     return dest
 
 # %% ../nbs/11_studies.ipynb #964107e0
+MATHJAX_CONFIG = 'TeX-AMS-MML_HTMLorMML-full,Safe,local/clipkit'  # the `config=` of a local MathJax URL
+
+
 def local_mathjax(
     dest,  # the folder to copy MathJax into (a `mathjax/` folder is made there)
 ) -> Path:
     """Copy the MathJax 2 that `jupyter-server-mathjax` ships into `dest/mathjax` (once; the localisations
-    left out) and return the path of its `MathJax.js`, so that pages typeset formulas without the internet."""
+    left out) and return the path of its `MathJax.js`, so that pages typeset formulas without the internet.
+    Load it with `?config=` + MATHJAX_CONFIG: the copy's one combined configuration, and a local one that
+    points its HTML-CSS output at the STIX web fonts shipped with it (as Jupyter's own setup does)."""
     import jupyter_server_mathjax
 
     source = Path(jupyter_server_mathjax.__file__).parent / 'static'
     target = Path(dest) / 'mathjax'
-    if not (target / 'MathJax.js').is_file():
+    if not (target / 'config' / 'local' / 'clipkit.js').is_file():
         with atomic_path(target, folder=True) as tmp:
             shutil.copytree(source, tmp, ignore=shutil.ignore_patterns('localization'), dirs_exist_ok=True)
+            (tmp / 'config' / 'local').mkdir(parents=True, exist_ok=True)
+            (tmp / 'config' / 'local' / 'clipkit.js').write_text(
+                'MathJax.Hub.Config({"HTML-CSS": '
+                '{availableFonts: [], webFont: "STIX-Web", imageFont: null}});\n'
+                'MathJax.Ajax.loadComplete("[MathJax]/config/local/clipkit.js");\n'
+            )
     return target / 'MathJax.js'
 
 
@@ -359,7 +373,7 @@ def study_report(
     out = executed.parent
     nb = nbformat.read(executed, as_version=4)
     mathjax = local_mathjax(out / '_static')
-    exporter = HTMLExporter(mathjax_url=f"{mathjax.relative_to(out).as_posix()}?config=TeX-AMS_CHTML")
+    exporter = HTMLExporter(mathjax_url=f"{mathjax.relative_to(out).as_posix()}?config={MATHJAX_CONFIG}")
     body, _ = exporter.from_notebook_node(nb)
     write_atomic(executed.with_suffix('.html'), body)
     run = nb.metadata.get('papermill', {})

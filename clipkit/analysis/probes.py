@@ -146,7 +146,7 @@ def hard_negative_scores(
 ) -> pd.DataFrame:
     "Share of items whose true caption beats the negative, per type (chance 0.5)."
     x, p, q = (F.normalize(torch.as_tensor(v).float(), dim=-1) for v in (image_emb, pos_emb, neg_emb))
-    it = torch.as_tensor(np.asarray(items))
+    it = torch.as_tensor(np.array(items))  # a copy: a read-only view of a pandas column warns
     win = ((x[it] * p[it]).sum(1) > (x[it] * q).sum(1)).numpy()
     df = pd.DataFrame({'type': list(types), 'win': win})
     return df.groupby('type', sort=False).win.agg(accuracy='mean', n='size').reset_index().assign(chance=0.5)
