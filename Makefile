@@ -43,6 +43,17 @@ study-notebooks: $(STAMP)
 	    --ExecutePreprocessor.timeout=3600 "$$nb" || exit 1; done
 	$(VENV)/bin/nbdev-clean
 
+# Debian's chromium and its driver, for the site's browser check; installed where missing (as root, or with sudo).
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; }
+
+# The documentation site, offline: notebooks with their outputs and the API reference, rendered by Sphinx
+# (myst-nb, furo) into _docs/, then opened in headless chromium; screenshots land in _docs/screenshots/.
+docs: $(STAMP) browser
+	$(PY) docs/build.py --out _docs
+
 # ruff, configured in pyproject.toml: lines up to 110 characters, one statement per line, no unused names.
 lint: $(STAMP)
 	$(VENV)/bin/ruff format --check -q nbs tests docs
@@ -61,7 +72,7 @@ check-clean: $(STAMP)
 
 # Module notebooks (nbdev's runner), tests/, and every study through papermill with tiny parameters:
 # one pytest run, one summary line.
-test: check-clean
+test: check-clean browser
 	$(VENV)/bin/python -m pytest tests
 
 clean:

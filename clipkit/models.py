@@ -119,7 +119,7 @@ def save(
     d.mkdir(parents=True, exist_ok=True)
     model_cfg = dict(model.model_cfg)
     if getattr(model, 'logit_bias', None) is not None:  # open_clip builds the bias only when asked to
-        model_cfg['init_logit_bias'] = float(model.logit_bias)
+        model_cfg['init_logit_bias'] = float(model.logit_bias.detach())
     cfg = {
         'model_cfg': model_cfg,
         'preprocess_cfg': dict(getattr(model.visual, 'preprocess_cfg', {}) or {}),

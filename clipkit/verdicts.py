@@ -10,7 +10,7 @@ import pandas as pd
 from scipy import stats
 
 # %% auto #0
-__all__ = ['verdict', 'verdict_line', 'verdict_table', 'chance_verdict', 'chance_line']
+__all__ = ['verdict', 'verdict_line', 'chance_verdict', 'chance_line', 'verdict_table']
 
 # %% ../nbs/11_verdicts.ipynb #b2ad0dbd
 def verdict(
@@ -84,14 +84,6 @@ def verdict_line(
         f"{margin}) -> {row['verdict']}"
     )
 
-
-def verdict_table(
-    rows: list,  # results of `verdict`
-) -> pd.DataFrame:
-    "The verdicts as a table, one claim per row."
-    cols = ['claim', 'a', 'b', 'effect', 'ci_low', 'ci_high', 'seeds', 'margin', 'p_value', 'verdict']
-    return pd.DataFrame(rows)[cols]
-
 # %% ../nbs/11_verdicts.ipynb #e2176936
 def chance_verdict(
     successes: int,  # items the model got right
@@ -128,3 +120,39 @@ def chance_line(
         f"{row['ci_high']:.3f}] (95% interval, {row['trials']} items, p = {row['p_value']:.3g}) "
         f"-> {row['verdict']}"
     )
+
+# %% ../nbs/11_verdicts.ipynb #651995fc
+def verdict_table(
+    rows: list,  # results of `verdict` and of `chance_verdict`, in any mix
+) -> pd.DataFrame:
+    "The verdicts as a table, one claim per row, every effect with its interval on the scale of a - b."
+    cols = [
+        'claim',
+        'a',
+        'b',
+        'effect',
+        'ci_low',
+        'ci_high',
+        'seeds',
+        'trials',
+        'margin',
+        'p_value',
+        'verdict',
+    ]
+    table = []
+    for row in rows:
+        if (
+            'chance' in row
+        ):  # a chance test: the rate against the chance rate, its interval moved to the effect
+            shift = row['chance']
+            low, high = row['ci_low'] - shift, row['ci_high'] - shift
+            row = {
+                **row,
+                'a': row['rate'],
+                'b': shift,
+                'effect': row['rate'] - shift,
+                'ci_low': low,
+                'ci_high': high,
+            }
+        table.append({c: row.get(c) for c in cols})
+    return pd.DataFrame(table, columns=cols)

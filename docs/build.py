@@ -76,8 +76,11 @@ def api_page(module_name: str) -> str:
             continue
         markdown = show_doc(obj, name=name)._repr_markdown_()
         markdown = re.sub(r'^\[source\]\(.*\)\{.*\}\s*$', '', markdown, flags=re.M)  # quarto-only link
-        parts.append(markdown.replace('\n---\n', '\n', 1))
-    return '\n'.join(parts)
+        markdown = re.sub(
+            r'^\s*---\s*\n', '', markdown
+        )  # show_doc's opening rule (a heading's underline here)
+        parts.append(markdown.strip() + '\n')
+    return '\n\n'.join(parts)
 
 
 def stage(src: Path) -> Path:

@@ -1,6 +1,6 @@
 "Every module notebook runs top to bottom under nbdev's test runner, each in its own process."
 
-import subprocess, sys
+import json, re, subprocess, sys
 from pathlib import Path
 import pytest
 
@@ -17,3 +17,36 @@ def test_notebook(nb):
     exe = Path(sys.executable).parent / 'nbdev-test'
     r = subprocess.run([str(exe), str(nb)], cwd=ROOT, capture_output=True, text=True, timeout=1200)
     assert r.returncode == 0, f'{nb.name} failed:\n{r.stdout[-6000:]}\n{r.stderr[-6000:]}'
+
+
+def _outputs(nb: Path) -> list:
+    return [o for cell in json.loads(nb.read_text())['cells'] for o in cell.get('outputs', [])]
+
+
+def _text(output: dict) -> str:
+    return ''.join(output.get('text', '')) + json.dumps(output.get('data', {}))
+
+
+@pytest.mark.parametrize('nb', NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_is_committed_with_its_outputs(nb):
+    outputs = _outputs(nb)
+    assert outputs, f'{nb.name} is committed executed (`make notebooks`)'
+    assert not [o for o in outputs if o['output_type'] == 'error'], f'{nb.name} holds no error'
+    stderr = [_text(o) for o in outputs if o.get('name') == 'stderr']
+    assert not [t for t in stderr if 'it/s' in t or 'Warning' in t], (
+        f'{nb.name}: no progress bars or warnings'
+    )
+    machine_paths = re.findall(r'(?:/work|/tmp|/root|/home)/[\w.-]+', ' '.join(map(_text, outputs)))
+    assert not machine_paths, f'{nb.name} shows no path of the machine that ran it: {machine_paths[:3]}'
+
+
+def test_notebooks_stay_small():
+    every = sorted((ROOT / 'nbs').rglob('*.ipynb'))
+    total = sum(p.stat().st_size for p in every)
+    assert total < 15e6, f'the committed notebooks hold {total / 1e6:.1f} MB, over the 15 MB bound'
+    for nb in every:
+        for o in _outputs(nb):
+            png = o.get('data', {}).get('image/png', '')
+            assert len(png) < 400_000, (
+                f'{nb.name}: a figure of {len(png) / 1e3:.0f} kB (base64): make it smaller'
+            )

@@ -46,6 +46,7 @@ def test_study_runs(nb, tmp_path):
     dest = run_study(nb, TINY[nb.stem], tmp_path, progress=False)
     assert dest.is_file(), 'the executed notebook is written'
     assert (tmp_path / 'index.html').is_file(), 'and the page linking its outputs'
+    assert (tmp_path / 'verdicts.csv').is_file(), 'every study ends with its verdict table, saved'
     if (tmp_path / 'metrics.json').exists():
         json.loads((tmp_path / 'metrics.json').read_text())  # strict JSON: loads without error
 
