@@ -189,7 +189,7 @@ def check_site(site: Path, screenshots: Path | None = None) -> dict:
     try:
         for name, path in CHECKED_PAGES.items():
             browser.get(origin + path)
-            deadline = time.time() + 30
+            deadline = time.time() + 90  # MathJax typesets in the page; a loaded machine is slow
             state = browser.execute_script(PAGE_STATE)
             while time.time() < deadline and not (
                 state['mathjax_idle'] and state['typeset'] >= state['maths']
