@@ -27,10 +27,14 @@ def _text(output: dict) -> str:
     return ''.join(output.get('text', '')) + json.dumps(output.get('data', {}))
 
 
-@pytest.mark.parametrize('nb', NOTEBOOKS, ids=lambda p: p.stem)
+STUDIES = sorted((ROOT / 'nbs' / 'studies').glob('*.ipynb'))
+
+
+@pytest.mark.parametrize('nb', NOTEBOOKS + STUDIES, ids=lambda p: p.stem)
 def test_notebook_is_committed_with_its_outputs(nb):
     outputs = _outputs(nb)
-    assert outputs, f'{nb.name} is committed executed (`make notebooks`)'
+    if nb in NOTEBOOKS:
+        assert outputs, f'{nb.name} is committed executed (`make notebooks`)'
     assert not [o for o in outputs if o['output_type'] == 'error'], f'{nb.name} holds no error'
     stderr = [_text(o) for o in outputs if o.get('name') == 'stderr']
     assert not [t for t in stderr if 'it/s' in t or 'Warning' in t], (
