@@ -1,12 +1,13 @@
 "The documentation site builds offline from the executed notebooks and reads correctly in a real browser."
 
-import sys
+import importlib.util
 from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / 'docs'))
-import build as docs  # noqa: E402  (docs/build.py, the builder `make docs` runs)
+_spec = importlib.util.spec_from_file_location('clipkit_docs_build', ROOT / 'docs' / 'build.py')
+docs = importlib.util.module_from_spec(_spec)  # docs/build.py, the builder `make docs` runs
+_spec.loader.exec_module(docs)
 
 
 @pytest.fixture(scope='module')

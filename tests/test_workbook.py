@@ -1,12 +1,13 @@
 "The committed notebooks open in JupyterLab as they are: a reader sees them unmodified."
 
-import json, platform, socket, subprocess, sys, time, urllib.request
+import importlib.util, json, platform, socket, subprocess, sys, time, urllib.request
 from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / 'docs'))
-import build as docs  # noqa: E402  (its headless chromium)
+_spec = importlib.util.spec_from_file_location('clipkit_docs_build', ROOT / 'docs' / 'build.py')
+docs = importlib.util.module_from_spec(_spec)  # docs/build.py, the builder `make docs` runs
+_spec.loader.exec_module(docs)
 
 OPENED = ['12_api.ipynb', 'studies/quickstart.ipynb']
 TAB_STATE = """
