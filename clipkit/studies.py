@@ -89,8 +89,7 @@ class ResultLog:
         context: dict | None = None,  # the settings every cell depends on; others' cells are set aside
         recompute: bool = False,  # ignore (and remove) the cells a previous run logged
         name: str = 'results',  # the log is `<name>.cells.jsonl`
-        total: int
-        | None = None,  # the number of cells in the grid, for the progress `clipkit study run` shows
+        total: int | None = None,  # the grid's number of cells (for the progress bar of study run)
     ):
         self.name, self.total, self.done = name, total, 0
         self.path = Path(out_dir) / f'{name}.cells.jsonl'
