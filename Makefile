@@ -10,10 +10,15 @@ TORCH := torch==2.14.1 torchvision==0.29.1
 
 .PHONY: study test check-clean export lint env kernel clean notebooks study-notebooks docs browser
 
+# No pip cache (a second copy of torch's ~4 GB of CUDA wheels), and torch in a call of its own, so that its
+# downloaded wheels are freed before the rest come: a small CI disk holds the install's peak.
+PIP   := $(PY) -m pip install -q --no-cache-dir
+
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q $(TORCH) -e ".[dev]"
+	$(PIP) --upgrade pip
+	$(PIP) $(TORCH)
+	$(PIP) $(TORCH) -e ".[dev]"
 	$(PY) -m ipykernel install --sys-prefix --name clipkit --display-name clipkit >/dev/null
 	touch $(STAMP)
 
@@ -47,7 +52,8 @@ study-notebooks: $(STAMP)
 browser:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; }
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null && \
+	  $$SUDO apt-get clean; }
 
 # The documentation site, offline: notebooks with their outputs and the API reference, rendered by Sphinx
 # (myst-nb, furo) into _docs/, then opened in headless chromium; screenshots land in _docs/screenshots/.
