@@ -11,9 +11,9 @@ import numpy as np, pandas as pd
 from .config import get_settings, fingerprint, write_atomic, atomic_path, progress_bar, report_progress
 
 # %% auto #0
-__all__ = ['MATHJAX_CONFIG', 'write_json', 'flatten', 'tidy_rows', 'write_results', 'ResultLog', 'study_path', 'list_studies',
-           'check_params', 'run_study', 'local_mathjax', 'study_report', 'config_flags', 'config_from_args',
-           'load_pairs', 'load_task', 'main', 'train_cmd', 'eval_cmd']
+__all__ = ['MATHJAX_CONFIG', 'write_json', 'flatten', 'tidy_rows', 'write_results', 'ResultLog', 'curve_crossing', 'study_path',
+           'list_studies', 'check_params', 'run_study', 'local_mathjax', 'study_report', 'config_flags',
+           'config_from_args', 'load_pairs', 'load_task', 'main', 'train_cmd', 'eval_cmd']
 
 # %% ../nbs/11_studies.ipynb #5db91305
 def _clean(o):
@@ -161,6 +161,30 @@ class ResultLog:
             f'ResultLog({self.path.name}: {len(self.results)} cells, {self.reused} reused, '
             f'{self.other_context} from other settings set aside, {self.torn} torn lines dropped)'
         )
+
+# %% ../nbs/11_studies.ipynb #af7cc5f0
+def curve_crossing(
+    sizes,  # increasing sizes at which the curve was measured (pool sizes, steps, ...)
+    values,  # the curve's value at each size
+    level: float,  # the level to reach (e.g. the other recipe's accuracy)
+) -> float | None:
+    "The first size where the curve reaches `level`, interpolated in log size; None if it never does."
+    sizes = np.asarray(sizes, dtype=float)
+    values = np.asarray(values, dtype=float)
+    if sizes.shape != values.shape or sizes.ndim != 1 or len(sizes) == 0:
+        raise ValueError(
+            f"curve_crossing: sizes and values must be 1-d of one length, got {sizes.shape}, {values.shape}"
+        )
+    if not np.all(np.diff(sizes) > 0) or sizes[0] <= 0:
+        raise ValueError(f"curve_crossing: sizes must be positive and increasing, got {sizes.tolist()}")
+    if values[0] >= level:
+        return float(sizes[0])
+    for i in range(1, len(sizes)):
+        if values[i] >= level:
+            share = (level - values[i - 1]) / (values[i] - values[i - 1])
+            log_size = np.log(sizes[i - 1]) + share * (np.log(sizes[i]) - np.log(sizes[i - 1]))
+            return float(np.exp(log_size))
+    return None
 
 # %% ../nbs/11_studies.ipynb #f1f063d9
 def study_path(

@@ -33,6 +33,29 @@ TINY = {
     'curation': dict(
         n_pool=600, thresholds=[20], steps=3, batch_size=32, seeds=[0], n_per_class=2, n_retrieval=20
     ),
+    'spurious_backgrounds': dict(
+        correlations=[0.0, 0.9],
+        seeds=[0],
+        steps=3,
+        n_pairs=256,
+        batch_size=32,
+        n_probe=64,
+        n_per_class=2,
+        cnn_epochs=1,
+    ),
+    'noise_vs_scale': dict(
+        noisy_pools=[256, 512], clean_pool=256, steps=3, batch_size=32, seeds=[0], n_per_class=1
+    ),
+    'data_sources': dict(
+        arms={'studio': {'studio': 1}, 'crawl': {'crawl': 1}, 'studio+crawl': {'studio': 1, 'crawl': 1}},
+        seeds=[0],
+        steps=3,
+        batch_size=32,
+        n_pairs=256,
+        n_per_class=1,
+        n_labelled_per_class=2,
+        baseline_epochs=[1, 2],
+    ),
 }
 
 

@@ -15,8 +15,8 @@ from ..types import Pairs, Task
 __all__ = ['SHAPES', 'PLURAL', 'COLORS', 'COLOR_SYNONYMS', 'SIZES', 'STYLES', 'RELATIONS', 'INVERSE', 'NUMBERS', 'KINDS',
            'KIND_MIX', 'STYLE_MIX', 'HOLDOUT', 'SINGLE', 'TEMPLATES', 'WorldConfig', 'sample_scenes', 'render',
            'caption', 'world_entries', 'world_paraphrase', 'world_rewrites', 'world_descriptors', 'make_pairs',
-           'show_pairs', 'world_tasks', 'RetrievalSet', 'world_retrieval', 'to_pil', 'export_csv', 'export_wds',
-           'export_clip_benchmark']
+           'show_pairs', 'world_tasks', 'background_groups', 'world_sources', 'mix_sources', 'RetrievalSet',
+           'world_retrieval', 'to_pil', 'export_csv', 'export_wds', 'export_clip_benchmark']
 
 # %% ../../nbs/01_data.world.ipynb #1f8d8599
 SHAPES = {
@@ -78,6 +78,7 @@ class WorldConfig:
     holdout: tuple = HOLDOUT  # 'colour shape' combinations kept out of the pool
     synonym_rate: float = 0.3  # how often a caption uses a synonym instead of the class name
     associations: dict = field(default_factory=dict)  # {shape: (colour, p)}: takes that colour w.p. p
+    backgrounds: dict = field(default_factory=dict)  # {shape: (style, p)}: its scenes take that style w.p. p
 
     def __post_init__(self):
         bad = (
@@ -102,6 +103,12 @@ class WorldConfig:
                 raise ValueError(
                     f"WorldConfig.associations: {sh!r}: ({col!r}, {p}) needs a shape and colour of this "
                     "world and p in [0, 1]"
+                )
+        for sh, (st, p) in self.backgrounds.items():
+            if sh not in self.shapes or st not in STYLES or not 0 <= p <= 1:
+                raise ValueError(
+                    f"WorldConfig.backgrounds: {sh!r}: ({st!r}, {p}) needs a shape of this world, a style in "
+                    f"{list(STYLES)} and p in [0, 1]"
                 )
 
     @property
@@ -219,6 +226,9 @@ def sample_scenes(
             xy = [
                 (_CELLS[j][0] * S + rng.uniform(-1, 1), _CELLS[j][1] * S + rng.uniform(-1, 1)) for j in cells
             ]
+        tie = cfg.backgrounds.get(cfg.shapes[objs[0][0]]) if cfg.backgrounds and not style else None
+        if tie is not None and rng.random() < tie[1]:
+            st = tie[0]  # the planted background of the scene's first shape
         rows.append(
             dict(
                 kind=kd,
@@ -669,6 +679,87 @@ def world_tasks(
         p = _per_combo(one, [tuple(h.split(' ')[::-1]) for h in cfg.holdout], n_per_class, seed + 30)
         out['novel_combos'] = _task('novel_combos', p, _combo_labels(p, heads), heads, TEMPLATES['object'])
     return out
+
+# %% ../../nbs/01_data.world.ipynb #827107ae
+from collections import Counter
+
+
+def background_groups(
+    cfg: WorldConfig,  # a world with `backgrounds` ties (the pool the model was trained on)
+    n_per_class: int = 20,  # images per shape in each group
+    seed: int = 1100,  # keep it apart from the training seeds
+) -> dict:
+    "The shape task's common group (each shape on its planted style) and counter group (on the other styles)."
+    if not cfg.backgrounds:
+        raise ValueError("background_groups: the world has no `backgrounds` ties to split by")
+    trained = [s for s, w in cfg.styles.items() if w > 0]
+    one = replace(cfg, caption_noise=0, duplicate_rate=0, zipf=0)
+    groups = {}
+    for g, name in enumerate(['common', 'counter']):
+        parts = []
+        for i, (shape, (usual, _)) in enumerate(cfg.backgrounds.items()):
+            styles = [usual] if name == 'common' else [s for s in trained if s != usual]
+            if not styles:
+                raise ValueError(f"background_groups: {shape!r} has no training style but {usual!r}")
+            colours = [c for c in cfg.colors if f'{c} {shape}' not in cfg.holdout]
+            # image j takes the j-th style and the j-th colour in turn: styles and colours evenly mixed
+            draws = Counter((styles[j % len(styles)], colours[j % len(colours)]) for j in range(n_per_class))
+            for k, ((style, colour), n) in enumerate(sorted(draws.items())):
+                parts.append(
+                    make_pairs(
+                        one,
+                        n,
+                        seed=seed + 100_000 * g + 1000 * i + k,
+                        kind='single',
+                        style=style,
+                        combo=(shape, colour),
+                    )
+                )
+        pairs = _concat(parts)
+        labels = [cfg.shapes.index(shapes[0]) for shapes in pairs.meta.shapes]
+        groups[name] = _task(name, pairs, labels, list(cfg.shapes), TEMPLATES['object'])
+    return groups
+
+# %% ../../nbs/01_data.world.ipynb #2fa1f1a4
+def world_sources() -> dict:
+    "Three stand-ins for web data sources: {name: WorldConfig}, differing in styles, caption noise and skew."
+    return {
+        # one clean, studio-like domain: plain backgrounds only, careful captions, even concepts
+        'studio': WorldConfig(styles={'plain': 1.0}),
+        # a broad crawl: every training style, a third of the captions noisy, a head-heavy concept skew
+        'crawl': WorldConfig(
+            styles={'plain': 0.25, 'noise': 0.25, 'texture': 0.25, 'dark': 0.25}, caption_noise=0.3, zipf=0.8
+        ),
+        # a curated collection: two styles, few noisy captions
+        'curated': WorldConfig(styles={'plain': 0.5, 'texture': 0.5}, caption_noise=0.05),
+    }
+
+
+def mix_sources(
+    sources: dict,  # {name: WorldConfig}, e.g. world_sources()
+    weights: dict,  # {name: share} of the pool; shares are normalised, names must be in `sources`
+    n: int,  # pairs in the pool
+    seed: int = 0,  # the same seed gives the same pool
+) -> Pairs:
+    "A pool of `n` pairs drawn from several sources in the given shares, shuffled, with `meta['source']`."
+    unknown = [name for name in weights if name not in sources]
+    if unknown:
+        raise ValueError(f"mix_sources: weights name unknown sources {unknown}; sources are {list(sources)}")
+    if any(w < 0 for w in weights.values()) or not sum(weights.values()) > 0:
+        raise ValueError(f"mix_sources: shares must be non-negative with a positive sum, got {weights}")
+    names = list(weights)
+    shares = np.array([weights[name] for name in names], dtype=float)
+    exact = n * shares / shares.sum()
+    counts = np.floor(exact).astype(int)
+    counts[np.argsort(-(exact - counts), kind='stable')[: n - counts.sum()]] += 1  # largest remainders
+    parts = []
+    for i, (name, count) in enumerate(zip(names, counts)):
+        if count:
+            part = make_pairs(sources[name], int(count), seed=seed + 7919 * i)
+            part.meta['source'] = name
+            parts.append(part)
+    pool = _concat(parts)
+    return pool.subset(np.random.default_rng(seed).permutation(n))  # the sources interleaved
 
 # %% ../../nbs/01_data.world.ipynb #6154a914
 @dataclass
