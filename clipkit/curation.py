@@ -15,7 +15,7 @@ from .features import extract, text_features, model_fingerprint, data_fingerprin
 # %% auto #0
 __all__ = ['normalize_text', 'metaclip_spacing', 'Matcher', 'read_entries', 'balance', 'balance_report', 'BalancedSampler',
            'pair_scores', 'score_filter', 'plural', 'text_filter', 'kmeans', 'image_cluster_filter', 'semdedup',
-           'rewrite', 'caption_concept_counts', 'image_concept_counts']
+           'rewrite', 'caption_concept_counts', 'image_concept_counts', 'synonym_counts', 'most_frequent_names']
 
 # %% ../nbs/08_curation.ipynb #5c0de212
 _PUNCT = str.maketrans({c: f' {c} ' for c in string.punctuation})
@@ -352,3 +352,45 @@ def image_concept_counts(
         ],
         index=concepts,
     )
+
+# %% ../nbs/08_curation.ipynb #d8082c0c
+def synonym_counts(
+    captions,  # the caption strings
+    synonyms: dict,  # {concept: [synonym, ...]}, the class name among them
+    forms: dict | None = None,  # {synonym: [other surface form, ...]} that count for it, e.g. plurals
+) -> pd.DataFrame:
+    """Captions mentioning each synonym, and each concept (any of its synonyms, once per caption): one row per
+    (concept, synonym), with the concept's total in `concept_captions`."""
+    forms = forms or {}
+    surface = {
+        (concept, word): [word] + list(forms.get(word, []))
+        for concept, words in synonyms.items()
+        for word in words
+    }
+    matcher = Matcher([form for fs in surface.values() for form in fs], spacing='normalized')
+    index = {entry: i for i, entry in enumerate(matcher.entries)}
+    ptr, ids = matcher.match_many(captions)
+    hits = [set(ids[ptr[i] : ptr[i + 1]].tolist()) for i in range(len(ptr) - 1)]
+    rows = []
+    for concept, words in synonyms.items():
+        concept_ids = {index[form] for word in words for form in surface[(concept, word)]}
+        total = sum(bool(h & concept_ids) for h in hits)
+        for word in words:
+            word_ids = {index[form] for form in surface[(concept, word)]}
+            rows.append(
+                {
+                    'concept': concept,
+                    'synonym': word,
+                    'captions': sum(bool(h & word_ids) for h in hits),
+                    'concept_captions': total,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def most_frequent_names(
+    counts: pd.DataFrame,  # synonym_counts's table
+) -> dict:
+    "REAL-Prompt's names: each concept's most frequent synonym in the captions (the first listed on a tie)."
+    best = counts.loc[counts.groupby('concept', sort=False)['captions'].idxmax()]
+    return dict(zip(best['concept'], best['synonym']))

@@ -77,6 +77,7 @@ class WorldConfig:
     duplicate_rate: float = 0.0  # fraction of pairs that copy another pair
     holdout: tuple = HOLDOUT  # 'colour shape' combinations kept out of the pool
     synonym_rate: float = 0.3  # how often a caption uses a synonym instead of the class name
+    synonym_rates: dict = field(default_factory=dict)  # {shape or colour: rate}: its own synonym rate
     associations: dict = field(default_factory=dict)  # {shape: (colour, p)}: takes that colour w.p. p
     backgrounds: dict = field(default_factory=dict)  # {shape: (style, p)}: its scenes take that style w.p. p
 
@@ -96,6 +97,12 @@ class WorldConfig:
             c, _, s = h.partition(' ')
             if c not in self.colors or s not in self.shapes:
                 raise ValueError(f"WorldConfig.holdout: {h!r} is not '<colour> <shape>' of this world")
+        for name, rate in self.synonym_rates.items():
+            if (name not in self.shapes and name not in self.colors) or not 0 <= rate <= 1:
+                raise ValueError(
+                    f"WorldConfig.synonym_rates: {name!r}: {rate} needs a shape or colour of this world "
+                    "and a rate in [0, 1]"
+                )
         if not sum(self.styles.values()) > 0:
             raise ValueError("WorldConfig.styles: at least one style needs a positive weight")
         for sh, (col, p) in self.associations.items():
@@ -361,8 +368,8 @@ def _article(w):
 
 def _obj(rng, cfg, shape, color, size=None):
     words = ([size] if size and rng.random() < 0.5 else []) + [
-        _word(rng, color, COLOR_SYNONYMS, cfg.synonym_rate),
-        _word(rng, shape, SHAPES, cfg.synonym_rate),
+        _word(rng, color, COLOR_SYNONYMS, cfg.synonym_rates.get(color, cfg.synonym_rate)),
+        _word(rng, shape, SHAPES, cfg.synonym_rates.get(shape, cfg.synonym_rate)),
     ]
     return f"{_article(words[0])} {' '.join(words)}"
 
@@ -393,8 +400,8 @@ def caption(
         return t.format(o=o, bg=bg)
     if kd == 'count':
         num = NUMBERS[len(sh)]
-        s = PLURAL[_word(rng, sh[0], SHAPES, cfg.synonym_rate)]
-        c = _word(rng, co[0], COLOR_SYNONYMS, cfg.synonym_rate)
+        s = PLURAL[_word(rng, sh[0], SHAPES, cfg.synonym_rates.get(sh[0], cfg.synonym_rate))]
+        c = _word(rng, co[0], COLOR_SYNONYMS, cfg.synonym_rates.get(co[0], cfg.synonym_rate))
         return [f'{num} {c} {s}', f'a photo of {num} {c} {s}', f'{num} {s}', f'there are {num} {c} {s}'][
             rng.integers(4)
         ]
