@@ -15,7 +15,8 @@ from .features import extract, text_features, model_fingerprint, data_fingerprin
 # %% auto #0
 __all__ = ['normalize_text', 'metaclip_spacing', 'Matcher', 'read_entries', 'balance', 'balance_report', 'BalancedSampler',
            'pair_scores', 'score_filter', 'plural', 'text_filter', 'kmeans', 'image_cluster_filter', 'semdedup',
-           'rewrite', 'caption_concept_counts', 'image_concept_counts', 'synonym_counts', 'most_frequent_names']
+           'rewrite', 'caption_concept_counts', 'image_concept_counts', 'synonym_matches', 'synonym_counts',
+           'most_frequent_names']
 
 # %% ../nbs/08_curation.ipynb #5c0de212
 _PUNCT = str.maketrans({c: f' {c} ' for c in string.punctuation})
@@ -354,6 +355,24 @@ def image_concept_counts(
     )
 
 # %% ../nbs/08_curation.ipynb #d8082c0c
+def synonym_matches(
+    captions,  # the caption strings
+    synonyms: dict,  # {concept: [synonym, ...]}, the class name among them
+    forms: dict | None = None,  # {synonym: [other surface form, ...]} that count for it, e.g. plurals
+) -> pd.DataFrame:
+    "Which caption names which synonym (whole tokens): a bool table, one column per (concept, synonym)."
+    forms = forms or {}
+    surface = {(c, w): [w] + list(forms.get(w, [])) for c, words in synonyms.items() for w in words}
+    matcher = Matcher([form for fs in surface.values() for form in fs], spacing='normalized')
+    index = {entry: i for i, entry in enumerate(matcher.entries)}
+    ptr, ids = matcher.match_many(captions)
+    found = np.zeros((len(ptr) - 1, len(matcher.entries)), dtype=bool)
+    found[np.repeat(np.arange(len(ptr) - 1), np.diff(ptr)), ids] = True
+    columns = pd.MultiIndex.from_tuples(list(surface), names=['concept', 'synonym'])
+    table = [found[:, [index[form] for form in fs]].any(1) for fs in surface.values()]
+    return pd.DataFrame(np.stack(table, 1) if table else np.zeros((len(found), 0), bool), columns=columns)
+
+
 def synonym_counts(
     captions,  # the caption strings
     synonyms: dict,  # {concept: [synonym, ...]}, the class name among them
@@ -361,30 +380,17 @@ def synonym_counts(
 ) -> pd.DataFrame:
     """Captions mentioning each synonym, and each concept (any of its synonyms, once per caption): one row per
     (concept, synonym), with the concept's total in `concept_captions`."""
-    forms = forms or {}
-    surface = {
-        (concept, word): [word] + list(forms.get(word, []))
-        for concept, words in synonyms.items()
-        for word in words
-    }
-    matcher = Matcher([form for fs in surface.values() for form in fs], spacing='normalized')
-    index = {entry: i for i, entry in enumerate(matcher.entries)}
-    ptr, ids = matcher.match_many(captions)
-    hits = [set(ids[ptr[i] : ptr[i + 1]].tolist()) for i in range(len(ptr) - 1)]
-    rows = []
-    for concept, words in synonyms.items():
-        concept_ids = {index[form] for word in words for form in surface[(concept, word)]}
-        total = sum(bool(h & concept_ids) for h in hits)
-        for word in words:
-            word_ids = {index[form] for form in surface[(concept, word)]}
-            rows.append(
-                {
-                    'concept': concept,
-                    'synonym': word,
-                    'captions': sum(bool(h & word_ids) for h in hits),
-                    'concept_captions': total,
-                }
-            )
+    matches = synonym_matches(captions, synonyms, forms)
+    per_concept = matches.T.groupby(level='concept', sort=False).any().T.sum()
+    rows = [
+        {
+            'concept': c,
+            'synonym': w,
+            'captions': int(matches[(c, w)].sum()),
+            'concept_captions': int(per_concept[c]),
+        }
+        for c, w in matches.columns
+    ]
     return pd.DataFrame(rows)
 
 

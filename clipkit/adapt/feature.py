@@ -15,7 +15,7 @@ from ..features import zero_shot_weights
 # %% auto #0
 __all__ = ['ADAPTERS', 'CannotTransfer', 'register', 'Adapter', 'ZeroShot', 'LinearProbe', 'tip_logits', 'TipAdapter',
            'TipAdapterF', 'GDA', 'CLIPAdapter', 'LPPP', 'clap_anchors', 'clap_train', 'CLAP', 'template_weights', 'zpe',
-           'ZPE', 'dclip_sentence', 'read_descriptors']
+           'ZPE', 'dclip_sentence', 'read_descriptors', 'real_retrieve', 'epoch_batches', 'real_lr', 'real_linear']
 
 # %% ../../nbs/09_adapt.feature.ipynb #8abaf0da
 class CannotTransfer(ValueError):
@@ -595,3 +595,99 @@ def read_descriptors(
     if template == 'dclip':
         return {c: [f'A photo of a {c}, {dclip_sentence(x)}.' for x in d[c]] for c in classnames}
     return {c: [template.format(c=c, d=x) for x in d[c]] for c in classnames}
+
+# %% ../../nbs/09_adapt.feature.ipynb #d4b097bb
+def real_retrieve(
+    caption_features: torch.Tensor,  # (N, D) text features of the pretraining captions
+    matches: torch.Tensor,  # (N, C) bool: caption i names a synonym of class c
+    class_prompts: list,  # per class a (A_c, D) tensor: the prompt embedding of each of its synonyms
+    n_per_class: int = 100,  # pairs kept per class at most
+) -> tuple:
+    """REAL's retrieval: per class, the synonym-matched captions ranked by their mean similarity to the
+    class's synonym prompts, the top `n_per_class` with a non-negative similarity; returns (pair indices,
+    labels)."""
+    captions = F.normalize(_real(caption_features), dim=-1)
+    matches = torch.as_tensor(matches, dtype=torch.bool)
+    if matches.shape != (len(captions), len(class_prompts)):
+        raise ValueError(
+            f"real_retrieve: matches is {tuple(matches.shape)}, expected "
+            f"({len(captions)}, {len(class_prompts)})"
+        )
+    picked, labels = [], []
+    for c, prompts in enumerate(class_prompts):
+        candidates = torch.nonzero(matches[:, c]).flatten()
+        similarity = (captions[candidates] @ _real(prompts).T).mean(-1)
+        order = torch.argsort(similarity, descending=True, stable=True)
+        keep = candidates[order][similarity[order] >= 0][:n_per_class]
+        picked.append(keep)
+        labels.append(torch.full((len(keep),), c, dtype=torch.long))
+    return torch.cat(picked), torch.cat(labels)
+
+
+def epoch_batches(
+    n: int,  # samples
+    batch_size: int,  # samples per batch; the last partial batch of each epoch is dropped
+    generator: torch.Generator,  # the source of the permutations
+):
+    "Endless index batches: a fresh permutation each epoch, cut into full batches."
+    size = min(batch_size, n)
+    while True:
+        order = torch.randperm(n, generator=generator)
+        for start in range(0, n - size + 1, size):
+            yield order[start : start + size]
+
+
+def real_lr(
+    iteration: int,  # 0-based iteration
+    lr: float,  # the peak learning rate
+    iterations: int,  # the cosine's length (after warm-up)
+    warmup: int = 50,  # warm-up iterations
+) -> float:
+    "REAL-Linear's learning rate: a linear warm-up from a small constant, then cosine decay."
+    if iteration == 0:
+        return 1e-5 if lr > 5e-5 else 5e-6
+    if iteration < warmup:
+        return lr * iteration / warmup
+    return lr * (1 + math.cos(math.pi * (iteration - warmup) / iterations)) / 2
+
+
+def real_linear(
+    image_features: torch.Tensor,  # (M, D) features of the retrieved images
+    labels: torch.Tensor,  # (M,) their classes
+    prompt_features: torch.Tensor,  # (P, D) text features of every class prompt, training samples too
+    prompt_labels: torch.Tensor,  # (P,) the class of each prompt
+    zero_shot_weights: torch.Tensor,  # (C, D) REAL-Prompt's class weights: the start and the WiSE-FT anchor
+    iterations: int | None = None,  # None: min(32000, 10 M / 32)
+    lr: float = 1e-4,  # AdamW's peak learning rate
+    weight_decay: float = 0.01,  # AdamW's weight decay
+    batch_size: int = 32,  # images per batch, and prompts per batch
+    logit_scale: float = 4.60517,  # the log of the logits' scale (e^4.6 = 100)
+    warmup: int = 50,  # linear warm-up iterations
+    wise_alpha: float = 0.5,  # WiSE-FT: the share of the trained head in the final one
+    seed: int | None = None,  # seeds the batch order; the settings' seed where None
+) -> torch.Tensor:
+    "REAL-Linear: a cross-modal linear head on retrieved images and prompts, averaged with the zero-shot one."
+    seed = get_seed(seed)
+    X = F.normalize(_real(image_features), dim=-1)
+    T = F.normalize(_real(prompt_features), dim=-1)
+    W0 = _real(zero_shot_weights)
+    y, y_text = torch.as_tensor(labels).long(), torch.as_tensor(prompt_labels).long()
+    if len(X) == 0:
+        raise ValueError("real_linear: no retrieved images (real_retrieve found no matching captions)")
+    iterations = iterations if iterations is not None else int(min(32000, len(X) * 10 / 32))
+    head = nn.Parameter(W0.clone())
+    optimizer = torch.optim.AdamW([head], lr=lr, betas=(0.9, 0.999), weight_decay=weight_decay)
+    image_batches = epoch_batches(len(X), batch_size, torch.Generator().manual_seed(seed))
+    text_batches = epoch_batches(len(T), batch_size, torch.Generator().manual_seed(seed + 1))
+    scale = math.exp(logit_scale)
+    for iteration in range(iterations):
+        for group in optimizer.param_groups:
+            group['lr'] = real_lr(iteration, lr, iterations, warmup)
+        image_rows, text_rows = next(image_batches), next(text_batches)
+        features = torch.cat([X[image_rows], T[text_rows]])
+        targets = torch.cat([y[image_rows], y_text[text_rows]])
+        loss = F.cross_entropy(features @ head.T * scale, targets)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return wise_alpha * head.detach() + (1 - wise_alpha) * W0
