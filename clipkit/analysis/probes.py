@@ -13,7 +13,8 @@ from ..features import image_features, text_features
 # %% auto #0
 __all__ = ['NEG_TYPES', 'minimal_pairs', 'winoground_scores', 'winoground_eval', 'hard_negatives', 'hard_negative_scores',
            'hard_negative_eval', 'plot_compositionality', 'association_scenes', 'association_bias', 'association_eval',
-           'pixel_embedding', 'blind_pairs', 'plot_blind', 'show_pairs_grid', 'frequency_fit', 'plot_frequency']
+           'pixel_embedding', 'blind_pairs', 'plot_blind', 'show_pairs_grid', 'frequency_fit', 'plot_frequency',
+           'factor_sets', 'factor_table', 'cue_conflict', 'shape_bias']
 
 # %% ../../nbs/10_analysis.probes.ipynb #65b1bc49
 def _pair_scenes(cfg, n, rng, style=None):
@@ -411,3 +412,99 @@ def plot_frequency(
         title=f"{title}\nslope {fit['slope']:.3f} per decade, r = {fit['r']:.2f}",
     )
     return ax
+
+# %% ../../nbs/10_analysis.probes.ipynb #74045ae6
+def factor_sets(
+    cfg: WorldConfig,  # the world the model was trained on
+    n_per_class: int = 10,  # images per shape in each set
+    seed: int = 3000,  # keep it apart from the training seeds
+) -> dict:
+    "The shape task with one visual factor fixed at a time, {(factor, value): Task}, and the reference."
+    from clipkit.data.world import make_pairs, _concat, _task, TEMPLATES, SIZES
+    from dataclasses import replace
+
+    clean = replace(cfg, caption_noise=0, duplicate_rate=0, zipf=0, backgrounds={})
+    trained = [s for s, w in cfg.styles.items() if w > 0]
+    settings = {('reference', 'world mix'): {}}
+    settings.update({('colour', c): {'colour': c} for c in cfg.colors})
+    settings.update({('size', z): {'size': z} for z in SIZES})
+    settings.update({('position', p): {'position': p} for p in ('centre', 'corner')})
+    settings.update({('background', s): {'style': s} for s in trained})
+    settings.update({('style', s): {'style': s} for s in cfg.unseen_styles})
+    sets = {}
+    for k, (key, setting) in enumerate(settings.items()):
+        parts = []
+        for i, shape in enumerate(cfg.shapes):
+            colours = [setting['colour']] if 'colour' in setting else list(cfg.colors)
+            colours = [c for c in colours if f'{c} {shape}' not in cfg.holdout] or colours
+            for j in range(n_per_class):
+                colour = colours[(j + i) % len(colours)]
+                kw = {name: setting[name] for name in ('size', 'position', 'style') if name in setting}
+                seed_ij = seed + 100_000 * k + 1000 * i + j
+                parts.append(make_pairs(clean, 1, seed=seed_ij, kind='single', combo=(shape, colour), **kw))
+        pairs = _concat(parts)
+        labels = [cfg.shapes.index(shapes[0]) for shapes in pairs.meta.shapes]
+        sets[key] = _task(f'{key[0]}={key[1]}', pairs, labels, list(cfg.shapes), TEMPLATES['object'])
+    return sets
+
+
+def factor_table(
+    accuracy: dict,  # {(factor, value): top-1} over factor_sets's sets
+) -> pd.DataFrame:
+    """Each factor's accuracy per value, the reference accuracy, its worst value and the drop from the
+    reference to it."""
+    reference = accuracy[('reference', 'world mix')]
+    rows = []
+    for (factor, value), top1 in accuracy.items():
+        if factor != 'reference':
+            rows.append({'factor': factor, 'value': value, 'top1': top1})
+    table = pd.DataFrame(rows)
+    worst = table.loc[table.groupby('factor', sort=False)['top1'].idxmin()].set_index('factor')
+    summary = pd.DataFrame(
+        {'reference': reference, 'worst value': worst['value'], 'worst top1': worst['top1']}
+    )
+    summary['drop'] = summary['reference'] - summary['worst top1']
+    return summary
+
+
+def cue_conflict(
+    cfg: WorldConfig,  # the world (its colours and shapes)
+    n: int = 200,  # items
+    seed: int = 3500,  # which draw of the world
+    shapes: list | None = None,  # restrict to these shapes (e.g. a classifier's own); all where None
+) -> dict:
+    """Cue-conflict items: images of single objects and, per item, the index in the colour-shape head of the
+    shape candidate (its shape, another colour) and the colour candidate (its colour, another shape)."""
+    from clipkit.data.world import make_pairs, _concat
+    from dataclasses import replace
+
+    shapes = list(shapes or cfg.shapes)
+    heads = [f'{c} {s}' for s in shapes for c in cfg.colors]
+    rng = np.random.default_rng(seed)
+    clean = replace(cfg, caption_noise=0, duplicate_rate=0, zipf=0, backgrounds={}, holdout=())
+    parts, shape_side, colour_side = [], [], []
+    for i in range(n):
+        shape, colour = shapes[rng.integers(len(shapes))], cfg.colors[rng.integers(len(cfg.colors))]
+        other_colour = [c for c in cfg.colors if c != colour][rng.integers(len(cfg.colors) - 1)]
+        other_shape = [s for s in shapes if s != shape][rng.integers(len(shapes) - 1)]
+        parts.append(make_pairs(clean, 1, seed=seed + i, kind='single', combo=(shape, colour)))
+        shape_side.append(heads.index(f'{other_colour} {shape}'))
+        colour_side.append(heads.index(f'{colour} {other_shape}'))
+    pairs = _concat(parts)
+    return {
+        'images': pairs.images,
+        'classnames': heads,
+        'shape_side': torch.tensor(shape_side),
+        'colour_side': torch.tensor(colour_side),
+    }
+
+
+def shape_bias(
+    logits: torch.Tensor,  # (N, K) scores of the cue-conflict images over its colour-shape head
+    items: dict,  # cue_conflict's items
+) -> float:
+    "Share of cue-conflict items decided by shape: the shape candidate scores above the colour candidate."
+    rows = torch.arange(len(logits))
+    shape_scores = logits[rows, items['shape_side']]
+    colour_scores = logits[rows, items['colour_side']]
+    return (shape_scores > colour_scores).float().mean().item()

@@ -176,8 +176,15 @@ def sample_scenes(
     relation: str | None = None,  # for 'pair' scenes, force the relation
     pair_shapes: tuple | None = None,  # for 'pair' scenes, force the (first, second) shape names
     combo: tuple | None = None,  # for 'single' scenes, force the (shape, colour) names
+    size: str | None = None,  # for 'single' scenes, force 'small' or 'large'
+    position: str | None = None,  # for 'single' scenes, force 'centre' or 'corner'
 ) -> pd.DataFrame:
     "Draw the facts of `n` scenes: kind, style, and per object shape, colour, size and centre."
+    if size not in (None, *SIZES) or position not in (None, 'centre', 'corner'):
+        raise ValueError(
+            f"sample_scenes: size must be one of {list(SIZES)} and position 'centre' or 'corner', got "
+            f"{size!r}, {position!r}"
+        )
     kinds = list(cfg.kinds)
     pk = np.array([cfg.kinds[k] for k in kinds], float)
     styles = list(cfg.styles)
@@ -196,9 +203,14 @@ def sample_scenes(
                 else _draw_objects(rng, cfg, 1, allow_holdout=allow_holdout)
             )
             sz = ['small', 'large'][rng.integers(2)]
+            sz = size or sz  # drawn either way: forcing a size leaves every later draw as it was
             r = SIZES[sz] * S
             m = r + 1
             xy = [tuple(rng.uniform(m, S - m, 2))]
+            if position == 'centre':
+                xy = [(S / 2 + xy[0][0] / S - 0.5, S / 2 + xy[0][1] / S - 0.5)]  # within half a pixel
+            elif position == 'corner':
+                xy = [(m if xy[0][0] < S / 2 else S - m, m if xy[0][1] < S / 2 else S - m)]  # the nearest one
             sizes = [sz]
         elif kd == 'count':
             k = n_objects or int(rng.integers(2, 4))
