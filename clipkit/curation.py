@@ -13,10 +13,10 @@ from .config import get_settings, fingerprint, get_seed
 from .features import extract, text_features, model_fingerprint, data_fingerprint, cached_tensor
 
 # %% auto #0
-__all__ = ['normalize_text', 'metaclip_spacing', 'Matcher', 'read_entries', 'balance', 'balance_report', 'BalancedSampler',
-           'pair_scores', 'score_filter', 'plural', 'text_filter', 'kmeans', 'image_cluster_filter', 'semdedup',
-           'rewrite', 'caption_concept_counts', 'image_concept_counts', 'synonym_matches', 'synonym_counts',
-           'most_frequent_names']
+__all__ = ['EDA_STOP_WORDS', 'normalize_text', 'metaclip_spacing', 'Matcher', 'read_entries', 'balance', 'balance_report',
+           'BalancedSampler', 'pair_scores', 'score_filter', 'plural', 'text_filter', 'kmeans', 'image_cluster_filter',
+           'semdedup', 'rewrite', 'eda', 'eda_rewriter', 'caption_concept_counts', 'image_concept_counts',
+           'synonym_matches', 'synonym_counts', 'most_frequent_names']
 
 # %% ../nbs/08_curation.ipynb #5c0de212
 _PUNCT = str.maketrans({c: f' {c} ' for c in string.punctuation})
@@ -326,6 +326,115 @@ def rewrite(
         raise ValueError(f"rewrite: the rewriter returned non-text for rows {bad[:5]}")
     pairs.meta['rewrites'] = rw
     return pairs
+
+# %% ../nbs/08_curation.ipynb #c008c67a
+import random, re
+
+# the function words of NLTK's English list (which EDA hardcodes) that captions use
+EDA_STOP_WORDS = frozenset(
+    'a an the and or but of on in at to from by for with is are was were be there this that these those it '
+    'its as into than then so some'.split()
+)
+
+
+def _eda_clean(line: str) -> str:
+    line = line.replace("'", '').replace('-', ' ').replace('\t', ' ').replace('\n', ' ').lower()
+    line = ''.join(ch if ch in 'qwertyuiopasdfghjklzxcvbnm ' else ' ' for ch in line)
+    line = re.sub(' +', ' ', line)
+    return line[1:] if line.startswith(' ') else line
+
+
+def _eda_synonyms(word, table):
+    return sorted(set(table.get(word, [])) - {word})
+
+
+def eda(
+    sentence: str,  # a caption
+    synonyms: dict,  # {word: [synonym, ...]}: the table synonym replacement and insertion draw from
+    rng: random.Random,  # the source of every draw
+    alpha_sr: float = 0.1,  # share of words replaced by synonyms
+    alpha_ri: float = 0.1,  # share of words inserted
+    alpha_rs: float = 0.1,  # share of words swapped
+    p_rd: float = 0.1,  # chance that random deletion drops a word
+    num_aug: int = 9,  # variants to write
+    stop_words=EDA_STOP_WORDS,  # words synonym replacement leaves alone
+) -> list:
+    "EDA's augmented variants of a caption (cleaned), followed by the cleaned caption itself."
+    sentence = _eda_clean(sentence)
+    words = [w for w in sentence.split(' ') if w != '']
+    if not words:
+        return [sentence]
+    per_technique = int(num_aug / 4) + 1
+    n_sr, n_ri, n_rs = (max(1, int(a * len(words))) for a in (alpha_sr, alpha_ri, alpha_rs))
+    out = []
+    for _ in range(per_technique):  # synonym replacement
+        new = words.copy()
+        candidates = sorted(set(w for w in words if w not in stop_words))
+        rng.shuffle(candidates)
+        replaced = 0
+        for word in candidates:
+            options = _eda_synonyms(word, synonyms)
+            if options:
+                choice = rng.choice(options)
+                new = [choice if w == word else w for w in new]
+                replaced += 1
+            if replaced >= n_sr:
+                break
+        out.append(' '.join(' '.join(new).split(' ')))
+    for _ in range(per_technique):  # random insertion
+        new = words.copy()
+        for _ in range(n_ri):
+            options, tries = [], 0
+            while len(options) < 1:
+                options = _eda_synonyms(new[rng.randint(0, len(new) - 1)], synonyms)
+                tries += 1
+                if tries >= 10:
+                    options = []  # the official loop gives up on the tenth draw, found or not
+                    break
+            if options:
+                new.insert(rng.randint(0, len(new) - 1), options[0])
+        out.append(' '.join(new))
+    for _ in range(per_technique):  # random swap
+        new = words.copy()
+        for _ in range(n_rs):
+            i = rng.randint(0, len(new) - 1)
+            j, tries = i, 0
+            while j == i:
+                j = rng.randint(0, len(new) - 1)
+                tries += 1
+                if tries > 3:
+                    j = i  # the official loop gives up on the fourth draw, whatever it drew
+                    break
+            if j != i:
+                new[i], new[j] = new[j], new[i]
+        out.append(' '.join(new))
+    for _ in range(per_technique):  # random deletion
+        if len(words) == 1:
+            new = words
+        else:
+            new = [w for w in words if rng.uniform(0, 1) > p_rd]
+            if not new:
+                new = [words[rng.randint(0, len(words) - 1)]]
+        out.append(' '.join(new))
+    out = [_eda_clean(x) for x in out]
+    rng.shuffle(out)
+    if num_aug >= 1:
+        out = out[:num_aug]
+    else:
+        out = [x for x in out if rng.uniform(0, 1) < num_aug / len(out)]
+    return out + [sentence]
+
+
+def eda_rewriter(
+    synonyms: dict,  # {word: [synonym, ...]}
+    num_aug: int = 4,  # variants per caption
+    seed: int = 0,  # with each caption's text, seeds its variants
+    **kw,  # alpha_sr, alpha_ri, alpha_rs, p_rd, stop_words of `eda`
+):
+    "A `rewrite` callable: caption -> its EDA variants (without the caption itself), seeded by its text."
+    return lambda caption: eda(caption, synonyms, random.Random(f'{seed}:{caption}'), num_aug=num_aug, **kw)[
+        :-1
+    ]
 
 # %% ../nbs/08_curation.ipynb #0b6e5c74
 def caption_concept_counts(

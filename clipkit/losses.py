@@ -15,8 +15,8 @@ import torch.distributed as dist
 # %% auto #0
 __all__ = ['LOSSES', 'dist_info', 'gather', 'global_batch', 'clip_loss', 'multi_positive_loss', 'siglip_loss', 'row_ce',
            'infoloob_loss', 'hopfield', 'cloob_loss', 'dcl_loss', 'cyclip_loss', 'cwcl_loss', 'alignment', 'uniformity',
-           'gap_loss', 'affinity_loss', 'distill_loss', 'symile_loss', 'pairwise_clip_loss', 'LossSpec',
-           'ContrastiveLoss', 'get_loss']
+           'gap_loss', 'affinity_loss', 'distill_loss', 'symile_loss', 'pairwise_clip_loss', 'simclr_loss',
+           'structure_margin_loss', 'LossSpec', 'ContrastiveLoss', 'get_loss']
 
 # %% ../nbs/03_losses.ipynb #ba6a70a6
 def dist_info() -> tuple:
@@ -373,6 +373,36 @@ def pairwise_clip_loss(
 ):
     "The pairwise baseline for three modalities: the mean of the three CLIP losses."
     return (clip_loss(a, b, scale) + clip_loss(b, c, scale) + clip_loss(a, c, scale)) / 3
+
+# %% ../nbs/03_losses.ipynb #f9d0592e
+def simclr_loss(
+    view_a: torch.Tensor,  # (B, D) embeddings of the first augmented view of this process's images
+    view_b: torch.Tensor,  # (B, D) embeddings of the second view
+    temperature: float = 0.1,  # SimCLR's temperature
+) -> torch.Tensor:
+    "SLIP's SimCLR (NT-Xent) loss between two views, keys gathered from every process."
+    q_a, q_b = F.normalize(view_a, dim=-1), F.normalize(view_b, dim=-1)
+    k_a, k_b = gather(q_a), gather(q_b)
+    rank, _ = dist_info()
+    labels = _labels(len(q_a), rank * len(q_a), q_a.device)
+    masks = F.one_hot(labels, len(k_a)) * 1e9
+    logits_aa = q_a @ k_a.T / temperature - masks
+    logits_bb = q_b @ k_b.T / temperature - masks
+    logits_ab = q_a @ k_b.T / temperature
+    logits_ba = q_b @ k_a.T / temperature
+    loss_a = F.cross_entropy(torch.cat([logits_ab, logits_aa], 1), labels)
+    loss_b = F.cross_entropy(torch.cat([logits_ba, logits_bb], 1), labels)
+    return (loss_a + loss_b) / 2
+
+# %% ../nbs/03_losses.ipynb #23bb5a69
+def structure_margin_loss(
+    img: torch.Tensor,  # (B, D) normalised image features of the rows that have a negative
+    txt: torch.Tensor,  # (B, D) normalised features of their true captions
+    negative: torch.Tensor,  # (B, D) normalised features of their negative captions
+    margin: float = 0.1,  # the margin on cosine similarities
+) -> torch.Tensor:
+    "Structure-CLIP's margin ranking loss: each true caption above its negative by `margin`."
+    return F.relu(margin - (img * txt).sum(-1) + (img * negative).sum(-1)).mean()
 
 # %% ../nbs/03_losses.ipynb #474b3793
 @dataclass(frozen=True)

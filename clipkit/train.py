@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np, pandas as pd, torch
 from .config import set_threads, seed_everything, get_device, get_seed, fingerprint
 from .config import atomic_path, write_atomic, clean_temporaries, progress_bar, report_progress
-from .losses import LOSSES, ContrastiveLoss, get_loss, dist_info
+from .losses import LOSSES, ContrastiveLoss, get_loss, dist_info, simclr_loss, structure_margin_loss
 from . import models
 from .types import take_images
 from .features import image_batch, prompts_for, data_fingerprint
@@ -20,9 +20,9 @@ from .data.sources import LazyImages
 from .data.stream import Batch, BadSamples, file_batches, shard_batches
 
 # %% auto #0
-__all__ = ['PRECISIONS', 'RUN_ONLY_FIELDS', 'TrainConfig', 'lr_at', 'make_optimizers', 'batch_order', 'sampler_order',
-           'train_step', 'group_ids', 'prepare', 'data_identity', 'checkpoint_problem', 'init_distributed', 'batches',
-           'train', 'task_pairs', 'world_model']
+__all__ = ['PRECISIONS', 'SSL_VIEWS', 'RUN_ONLY_FIELDS', 'TrainConfig', 'lr_at', 'make_optimizers', 'batch_order',
+           'sampler_order', 'train_step', 'augments', 'augment_images', 'group_ids', 'prepare', 'data_identity',
+           'checkpoint_problem', 'init_distributed', 'batches', 'train', 'task_pairs', 'world_model']
 
 # %% ../nbs/06_train.ipynb #8c1650f0
 @dataclass
@@ -40,6 +40,14 @@ class TrainConfig:
     loss_kw: dict = field(default_factory=dict)  # keyword arguments of the loss, checked by get_loss
     positives: str | None = None  # multi_positive groups: 'caption', or a metadata column (e.g. 'shapes')
     rewrite_prob: float = 0.0  # LaCLIP: chance of training on one of pairs.meta['rewrites'] instead
+    crop_scale: tuple | None = None  # random resized crop: the kept area's share range, e.g. (0.5, 1.0)
+    color_jitter: float = 0.0  # brightness, contrast and saturation each scaled by U(1 - j, 1 + j)
+    hflip: float = 0.0  # chance of a horizontal flip, for images whose caption says neither left nor right
+    ssl: str = ''  # an added image self-supervised loss: '' (none) or 'simclr' (two more augmented views)
+    ssl_weight: float = 1.0  # the added loss's weight in the total
+    ssl_temperature: float = 0.1  # SimCLR's temperature
+    hard_negative_weight: float = 0.0  # Structure-CLIP: weight of the margin loss on pairs.meta['negative']
+    hard_negative_margin: float = 0.1  # its margin on cosine similarities
     fixed_scale: float | None = None  # fix the exponentiated scale at this value instead of learning it
     lock_image: bool = False  # LiT: freeze the image tower
     lock_text: bool = False  # freeze the text tower
@@ -164,10 +172,27 @@ def train_step(
     cfg: TrainConfig,  # precision and grad_accum are read from here
     extras: dict | None = None,  # per-batch inputs the loss needs (groups, teacher features)
     scaler=None,  # a torch.amp.GradScaler for fp16: the loss is scaled before backward
+    views: tuple | None = None,  # two augmented views of the images for the added SSL loss (cfg.ssl)
+    negatives: tuple | None = None,  # (tokens of the negatives, (B,) bool: which rows have one)
 ) -> float:
     "Forward and backward over one local batch in `cfg.grad_accum` micro-batches; returns the loss."
     extras = extras or {}
     backward = lambda loss: (scaler.scale(loss) if scaler is not None else loss).backward()
+    if views is not None or negatives is not None:  # one forward of everything, so DDP sees a single pass
+        all_images = torch.cat([images, *views]) if views is not None else images
+        all_tokens = torch.cat([tokens, negatives[0]]) if negatives is not None else tokens
+        i, t, s, b = _forward(net, all_images, all_tokens, cfg.precision)
+        i, view_features = i[: len(images)], i[len(images) :].split(len(images))
+        t, negative_features = t[: len(tokens)], t[len(tokens) :]
+        loss = loss_fn(i, t, s, b, **extras)
+        if views is not None:
+            loss = loss + cfg.ssl_weight * simclr_loss(*view_features, cfg.ssl_temperature)
+        if negatives is not None and negatives[1].any():
+            has = negatives[1]
+            margin_loss = structure_margin_loss(i[has], t[has], negative_features, cfg.hard_negative_margin)
+            loss = loss + cfg.hard_negative_weight * margin_loss
+        backward(loss)
+        return loss.item()
     if cfg.grad_accum == 1:
         i, t, s, b = _forward(net, images, tokens, cfg.precision)
         loss = loss_fn(i, t, s, b, **extras)
@@ -187,6 +212,71 @@ def train_step(
             loss = loss_fn(i, t, s, b, **extras)
             backward(loss)
     return loss.item()
+
+# %% ../nbs/06_train.ipynb #6c98d2b1
+import re
+
+_SIDES = re.compile(r'\b(left|right)\b', re.IGNORECASE)
+SSL_VIEWS = {'crop_scale': (0.08, 1.0), 'color_jitter': 0.4, 'hflip': 0.5}  # SimCLR's views at 32 pixels
+
+
+def augments(
+    cfg: TrainConfig,  # the trainer's settings
+) -> bool:
+    "Whether the settings augment the training images."
+    return cfg.crop_scale is not None or cfg.color_jitter > 0 or cfg.hflip > 0
+
+
+def _gray(x):
+    return (0.2989 * x[0] + 0.587 * x[1] + 0.114 * x[2]).unsqueeze(0)
+
+
+def augment_images(
+    images: torch.Tensor,  # uint8 (B, 3, H, W)
+    generator: torch.Generator,  # the source of every draw
+    crop_scale: tuple | None = None,  # the kept area's share range of a random resized crop; None: no crop
+    color_jitter: float = 0.0,  # brightness, contrast and saturation factors from U(1 - j, 1 + j)
+    hflip: float = 0.0,  # chance of a horizontal flip
+    flip_allowed: torch.Tensor | None = None,  # (B,) bool: which images may be flipped; all where None
+) -> torch.Tensor:
+    "Randomly cropped, colour-jittered and flipped copies of uint8 images, as uint8."
+    x = images.float() / 255
+    n, _, height, width = x.shape
+    out = []
+    for k in range(n):
+        image = x[k]
+        if crop_scale is not None:
+            area = (
+                height
+                * width
+                * (
+                    crop_scale[0]
+                    + (crop_scale[1] - crop_scale[0]) * torch.rand(1, generator=generator).item()
+                )
+            )
+            log_ratio = math.log(3 / 4) + math.log(16 / 9) * torch.rand(1, generator=generator).item()
+            w = min(width, max(1, round(math.sqrt(area * math.exp(log_ratio)))))
+            h = min(height, max(1, round(math.sqrt(area / math.exp(log_ratio)))))
+            top = int(torch.randint(0, height - h + 1, (1,), generator=generator))
+            left = int(torch.randint(0, width - w + 1, (1,), generator=generator))
+            crop = image[:, top : top + h, left : left + w].unsqueeze(0)
+            image = torch.nn.functional.interpolate(
+                crop, (height, width), mode='bilinear', align_corners=False
+            )[0]
+        if color_jitter > 0:
+            factors = 1 + color_jitter * (2 * torch.rand(3, generator=generator) - 1)
+            for op in torch.randperm(3, generator=generator).tolist():
+                if op == 0:  # brightness: blend with black
+                    image = (image * factors[0]).clamp(0, 1)
+                elif op == 1:  # contrast: blend with the mean grey level
+                    image = (factors[1] * image + (1 - factors[1]) * _gray(image).mean()).clamp(0, 1)
+                else:  # saturation: blend with the grey image
+                    image = (factors[2] * image + (1 - factors[2]) * _gray(image)).clamp(0, 1)
+        if hflip > 0 and torch.rand(1, generator=generator).item() < hflip:
+            if flip_allowed is None or bool(flip_allowed[k]):
+                image = image.flip(-1)
+        out.append(image)
+    return (torch.stack(out) * 255).round().clamp(0, 255).to(torch.uint8)
 
 # %% ../nbs/06_train.ipynb #07ea55e4
 def group_ids(
@@ -467,13 +557,42 @@ def batches(
         return file_batches(
             pairs.images, preprocess, indices, cfg.workers, skip_bad=True, pin_memory=pin_memory
         )
-    return _memory_batches(model, pairs, preprocess, _StepIndices(order, start, rank, local))
+    indices = _StepIndices(order, start, rank, local)
+    if not (augments(cfg) or cfg.ssl):
+        return _memory_batches(model, pairs, preprocess, indices)
+    if not isinstance(pairs.images, torch.Tensor):
+        raise ValueError(
+            "train: image augmentations and the SSL loss run on in-memory uint8 image tensors "
+            "(Pairs.images); these pairs hold files or PIL images"
+        )
+    flip_allowed = torch.tensor([not _SIDES.search(c) for c in pairs.captions])
+    return _augmented_batches(model, pairs, preprocess, indices, cfg, start, rank, flip_allowed)
 
 
 def _memory_batches(model, pairs, preprocess, indices):
     for idx in indices:
         idx = torch.as_tensor(idx, dtype=torch.long)
         yield Batch(image_batch(model, take_images(pairs.images, idx), preprocess), idx.tolist(), index=idx)
+
+
+def _augmented_batches(model, pairs, preprocess, indices, cfg, start, rank, flip_allowed):
+    "Batches whose images are augmented (and, for the SSL loss, given two views), seeded by step and process."
+    for step, idx in enumerate(indices, start):
+        idx = torch.as_tensor(idx, dtype=torch.long)
+        images = take_images(pairs.images, idx)
+        generator = torch.Generator().manual_seed((cfg.seed * 1000003 + step) * 131 + rank)
+        allowed = flip_allowed[idx]
+        if augments(cfg):
+            images = augment_images(images, generator, cfg.crop_scale, cfg.color_jitter, cfg.hflip, allowed)
+        views = None
+        if cfg.ssl:
+            views = tuple(
+                image_batch(
+                    model, augment_images(images, generator, flip_allowed=allowed, **SSL_VIEWS), preprocess
+                )
+                for _ in range(2)
+            )
+        yield Batch(image_batch(model, images, preprocess), idx.tolist(), index=idx, views=views)
 
 
 class _TrainLog:
@@ -569,14 +688,31 @@ def train(
     if teacher is not None:
         teacher.to(dev).eval().requires_grad_(False)
     streaming = hasattr(pairs, 'shards')
+    if cfg.ssl not in ('', 'simclr'):
+        raise ValueError(f"train: ssl must be '' or 'simclr', got {cfg.ssl!r}")
+    if (cfg.ssl or cfg.hard_negative_weight) and cfg.grad_accum > 1:
+        raise ValueError("train: the SSL and hard-negative losses run on whole batches; use grad_accum=1")
+    if cfg.hard_negative_weight and (streaming or 'negative' not in pairs.meta):
+        raise ValueError(
+            "train: hard_negative_weight > 0 needs Pairs with meta['negative'] (a caption or None per pair; "
+            "clipkit.data.world.structure_negatives writes them for the world)"
+        )
     if streaming and (cfg.rewrite_prob > 0 or cfg.positives or teacher is not None or sampler is not None):
         raise ValueError(
             "train: caption rewrites, positives, teachers and samplers need Pairs (in memory or files in a "
             "table); a ShardPairs stream has no row index"
         )
+    if streaming and (augments(cfg) or cfg.ssl):
+        raise ValueError(
+            "train: image augmentations and the SSL loss run on in-memory Pairs; a ShardPairs stream decodes "
+            "its images in the loader workers, which do not augment yet"
+        )
     tokens = None if streaming else tokenizer(list(pairs.captions))
     alt = _rewrite_tokens(pairs, tokenizer) if cfg.rewrite_prob > 0 else None
     groups = group_ids(pairs, cfg.positives) if cfg.positives else None
+    if cfg.hard_negative_weight:
+        has_negative = torch.tensor([isinstance(n, str) for n in pairs.meta['negative']])
+        negative_tokens = tokenizer([n if isinstance(n, str) else '' for n in pairs.meta['negative']])
     opts = make_optimizers(model, replace(cfg, sparse_embedding=cfg.sparse_embedding and world == 1))
     scaler = torch.amp.GradScaler(dev.type) if cfg.precision == 'fp16' else None
     net = model
@@ -632,7 +768,12 @@ def train(
                 extras.update(_teacher_extras(teacher, ims, t, cfg.loss, preprocess))
         for o in opts:
             o.zero_grad(set_to_none=True)
-        loss = train_step(net, x, t, loss_fn, cfg, extras, scaler)
+        views = None if batch.views is None else tuple(v.to(dev, non_blocking=pin) for v in batch.views)
+        negatives = None
+        if cfg.hard_negative_weight:
+            has = has_negative[batch.index]
+            negatives = (negative_tokens[batch.index[has]].to(dev), has.to(dev))
+        loss = train_step(net, x, t, loss_fn, cfg, extras, scaler, views, negatives)
         if world > 1:
             loss = _mean_over_processes(loss)
         for o in opts:

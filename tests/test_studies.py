@@ -47,6 +47,8 @@ TINY = {
         noisy_pools=[256, 512], clean_pool=256, steps=3, batch_size=32, seeds=[0], n_per_class=1
     ),
     'neglected_tails': dict(seeds=[0], steps=3, batch_size=32, n_pairs=256, n_per_class=2, n_retrieved=4),
+    'vlp_recipes': dict(seeds=[0], steps=3, batch_size=32, n_pairs=256, eda_variants=1, n_per_class=1),
+    'structure_negatives': dict(seeds=[0], steps=3, batch_size=32, n_pairs=256, n_items=20, n_per_class=1),
     'data_sources': dict(
         arms={'studio': {'studio': 1}, 'crawl': {'crawl': 1}, 'studio+crawl': {'studio': 1, 'crawl': 1}},
         seeds=[0],

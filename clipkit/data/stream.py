@@ -29,6 +29,7 @@ class Batch:
     index: torch.Tensor | None = None  # (B,) positions in an in-memory or file-table source
     bad: list = field(default_factory=list)  # (key, reason) of the samples dropped from this batch
     captions: list | None = None  # each image's captions (retrieval shards)
+    views: tuple | None = None  # two more augmented views of the images, for an added SSL loss (in memory)
 
     def to(
         self,
@@ -38,7 +39,8 @@ class Batch:
         "The batch with its tensors on `device`."
         move = lambda t: t.to(device, non_blocking=non_blocking) if t is not None else None
         moved = (move(self.images), self.keys, move(self.tokens), move(self.labels))
-        return Batch(*moved, self.index, self.bad, self.captions)
+        views = None if self.views is None else tuple(move(v) for v in self.views)
+        return Batch(*moved, self.index, self.bad, self.captions, views)
 
 
 class BadSamples:

@@ -15,8 +15,8 @@ from ..types import Pairs, Task
 __all__ = ['SHAPES', 'PLURAL', 'COLORS', 'COLOR_SYNONYMS', 'SIZES', 'STYLES', 'RELATIONS', 'INVERSE', 'NUMBERS', 'KINDS',
            'KIND_MIX', 'STYLE_MIX', 'HOLDOUT', 'SINGLE', 'TEMPLATES', 'WorldConfig', 'sample_scenes', 'render',
            'caption', 'world_entries', 'world_paraphrase', 'world_rewrites', 'world_descriptors', 'make_pairs',
-           'show_pairs', 'world_tasks', 'background_groups', 'world_sources', 'mix_sources', 'RetrievalSet',
-           'world_retrieval', 'to_pil', 'export_csv', 'export_wds', 'export_clip_benchmark']
+           'show_pairs', 'world_tasks', 'background_groups', 'structure_negatives', 'world_sources', 'mix_sources',
+           'RetrievalSet', 'world_retrieval', 'to_pil', 'export_csv', 'export_wds', 'export_clip_benchmark']
 
 # %% ../../nbs/01_data.world.ipynb #1f8d8599
 SHAPES = {
@@ -738,6 +738,36 @@ def background_groups(
         labels = [cfg.shapes.index(shapes[0]) for shapes in pairs.meta.shapes]
         groups[name] = _task(name, pairs, labels, list(cfg.shapes), TEMPLATES['object'])
     return groups
+
+# %% ../../nbs/01_data.world.ipynb #d613ea9c
+def structure_negatives(
+    pairs: Pairs,  # world pairs (their meta holds each scene's graph)
+    cfg: WorldConfig,  # the world that wrote them (its grammar writes the negatives)
+    seed: int = 0,  # seeds the choice of swap and the wording
+    attribute_share: float = 0.5,  # relation scenes: the chance of an attribute swap, not a role swap
+) -> list:
+    "A scene-graph negative caption per pair: roles or attributes swapped, None where the scene has none."
+    rng = np.random.default_rng(seed)
+    negatives = []
+    for row in pairs.meta.to_dict('records'):
+        shapes, colours = list(row['shapes']), list(row['colors'])
+        negative = None
+        if row['kind'] in ('pair', 'triple') and len(set(zip(shapes, colours))) > 1:
+            i, j = (0, 1) if row['kind'] == 'pair' else sorted(rng.choice(3, 2, replace=False).tolist())
+            swap_roles = row['kind'] == 'pair' and rng.random() >= attribute_share
+            if swap_roles:  # the relation's subject and object trade places
+                shapes[i], shapes[j] = shapes[j], shapes[i]
+                colours[i], colours[j] = colours[j], colours[i]
+            elif colours[i] != colours[j]:  # two objects trade colours
+                colours[i], colours[j] = colours[j], colours[i]
+            else:  # same colour: a colour swap would change nothing, so the roles are swapped
+                shapes[i], shapes[j] = shapes[j], shapes[i]
+            if row['kind'] == 'pair' and not swap_roles and shapes[i] == shapes[j]:
+                negative = None
+            else:
+                negative = caption({**row, 'shapes': shapes, 'colors': colours}, cfg, rng)
+        negatives.append(negative)
+    return negatives
 
 # %% ../../nbs/01_data.world.ipynb #2fa1f1a4
 def world_sources() -> dict:
