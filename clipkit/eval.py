@@ -11,7 +11,7 @@ from .data.stream import shard_batches
 from .config import get_device
 
 # %% auto #0
-__all__ = ['classification_metrics', 'zero_shot_eval', 'retrieval_metrics', 'retrieval_eval', 'modality_gap']
+__all__ = ['classification_metrics', 'czsl_metrics', 'zero_shot_eval', 'retrieval_metrics', 'retrieval_eval', 'modality_gap']
 
 # %% ../nbs/07_eval.ipynb #077cb75b
 def classification_metrics(
@@ -38,6 +38,52 @@ def classification_metrics(
     present = labels.unique()
     rec = [(pred[labels == c] == c).float().mean().item() for c in present]
     return {'top1': top1, 'top5': top5, 'mean_per_class_recall': float(np.mean(rec)) if rec else None}
+
+# %% ../nbs/07_eval.ipynb #db02fd7d
+from scipy.stats import hmean
+
+
+def czsl_metrics(
+    scores: torch.Tensor,  # (N, P) scores of every test image on every pair (seen and unseen)
+    labels: torch.Tensor,  # (N,) the index of each image's true pair
+    seen: torch.Tensor,  # (P,) bool: which pairs were seen in training
+    bins: int = 20,  # about how many biases the sweep takes
+    large_bias: float = 1e3,  # the bias at which every image is called unseen
+) -> dict:
+    "Best seen, best unseen, best harmonic mean and AUC of the calibration-bias sweep (closed world)."
+    scores = torch.as_tensor(scores, dtype=torch.float64)
+    labels = torch.as_tensor(labels).long()
+    seen = torch.as_tensor(seen, dtype=torch.bool)
+    is_seen_image = seen[labels]
+    if is_seen_image.all() or not is_seen_image.any():
+        raise ValueError("czsl_metrics: the test images must include both seen and unseen pairs")
+
+    def accuracies(bias):
+        shifted = scores + bias * (~seen).to(scores.dtype)
+        correct = (shifted.argmax(1) == labels).to(torch.float64)
+        return correct[is_seen_image].mean().item(), correct[~is_seen_image].mean().item(), correct
+
+    seen_at_large, unseen_at_large, correct_at_large = accuracies(large_bias)
+    unseen_rows = ~is_seen_image
+    true_scores = scores[unseen_rows, labels[unseen_rows]]
+    best_seen_scores = scores[unseen_rows][:, seen].max(1).values
+    gaps = (best_seen_scores - true_scores)[correct_at_large[unseen_rows].bool()] - 1e-4
+    gaps = torch.sort(gaps).values
+    biases = gaps[:: max(len(gaps) // bins, 1)].tolist()
+    curve = [accuracies(b)[:2] for b in biases] + [(seen_at_large, unseen_at_large)]
+    seen_curve = np.array([c[0] for c in curve])
+    unseen_curve = np.array([c[1] for c in curve])
+    harmonic = hmean([seen_curve, unseen_curve], axis=0)
+    best = int(np.argmax(harmonic))
+    return {
+        'best_seen': float(seen_curve.max()),
+        'best_unseen': float(unseen_curve.max()),
+        'best_hm': float(harmonic[best]),
+        'seen_at_best_hm': float(seen_curve[best]),
+        'unseen_at_best_hm': float(unseen_curve[best]),
+        'auc': float(np.trapezoid(seen_curve, unseen_curve)),
+        'bias_at_best_hm': float(biases[best]) if best < len(biases) else large_bias,
+    }
 
 # %% ../nbs/07_eval.ipynb #399542a7
 def zero_shot_eval(

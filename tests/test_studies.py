@@ -49,6 +49,16 @@ TINY = {
     'neglected_tails': dict(seeds=[0], steps=3, batch_size=32, n_pairs=256, n_per_class=2, n_retrieved=4),
     'vlp_recipes': dict(seeds=[0], steps=3, batch_size=32, n_pairs=256, eda_variants=1, n_per_class=1),
     'structure_negatives': dict(seeds=[0], steps=3, batch_size=32, n_pairs=256, n_items=20, n_per_class=1),
+    'compositional_prompts': dict(
+        seeds=[0],
+        steps=3,
+        batch_size=32,
+        n_pairs=256,
+        n_train_per_class=1,
+        n_test_per_class=1,
+        csp_epochs=1,
+        coop_epochs=1,
+    ),
     'data_sources': dict(
         arms={'studio': {'studio': 1}, 'crawl': {'crawl': 1}, 'studio+crawl': {'studio': 1, 'crawl': 1}},
         seeds=[0],

@@ -8,13 +8,13 @@ from __future__ import annotations
 import math
 import torch, torch.nn as nn, torch.nn.functional as F
 from open_clip.transformer import text_global_pool
-from .feature import Adapter, register
+from .feature import Adapter, register, CannotTransfer
 from ..types import Features, take_images
 from ..features import image_batch
 
 # %% auto #0
 __all__ = ['encode_text_embeddings', 'project_conflict', 'placeholder_prompts', 'init_context', 'kgcoop_penalty', 'PromptLearner',
-           'CoOp', 'CoCoOp', 'KgCoOp', 'ProGrad', 'encode_image_prompts', 'MaPLe', 'grip']
+           'CoOp', 'CoCoOp', 'KgCoOp', 'ProGrad', 'encode_image_prompts', 'MaPLe', 'grip', 'CSP']
 
 # %% ../../nbs/09_adapt.prompt.ipynb #7da448b5
 def encode_text_embeddings(
@@ -422,3 +422,89 @@ def grip(
         rows.append(row)
         logits = m.logits(unlabeled)
     return m, rows
+
+# %% ../../nbs/09_adapt.prompt.ipynb #39642779
+@register
+class CSP(Adapter):
+    "CSP: attribute and object words as learned soft tokens, recomposed into pairs (Nayak et al., 2023)."
+
+    name = 'csp'
+    needs_model = True
+    uses_text = False
+    transfers = True
+    defaults = {
+        'template': 'a photo of X X',  # the last two words are the attribute and object slots
+        'lr': 5e-5,  # Adam's learning rate
+        'weight_decay': 1e-5,  # Adam's weight decay
+        'epochs': 20,  # passes over the support set
+        'batch_size': 64,  # support images per step
+        'attr_dropout': 0.0,  # dropout on the soft tokens while training
+    }
+
+    def __init__(
+        self,
+        model=None,  # the open_clip model (frozen)
+        tokenizer=None,  # the model's tokenizer
+        preprocess=None,  # unused: image features come cached
+        seed=None,  # seeds every draw; the settings' seed where None
+        **hp,
+    ):
+        super().__init__(model, tokenizer, preprocess, seed, **hp)
+        self.model = model.eval().requires_grad_(False)
+
+    def _word_embedding(self, word):
+        "The mean token embedding of a word's tokens (its soft token's start)."
+        ids = self.tokenizer([word])[0]
+        end = int(ids.argmax())
+        with torch.no_grad():
+            return self.model.token_embedding(ids[1:end]).mean(0)
+
+    def _pair_indices(self, classnames):
+        "(P, 2) attribute and object indices of 'attribute object' class names."
+        out = []
+        for name in classnames:
+            attribute, _, obj = name.partition(' ')
+            if attribute not in self.attributes or obj not in self.objects:
+                raise CannotTransfer(
+                    f"csp: {name!r} needs an attribute and an object seen in training (attributes "
+                    f"{self.attributes}, objects {self.objects})"
+                )
+            out.append((self.attributes.index(attribute), self.objects.index(obj)))
+        return torch.tensor(out)
+
+    def _text(self, pairs, dropout=False):
+        "Normalised text embeddings of the prompts of (P, 2) attribute-object index pairs."
+        tokens = self.tokenizer([self.hp['template']]).repeat(len(pairs), 1)
+        end = int(tokens[0].argmax())
+        x = self.model.token_embedding(tokens).clone()
+        rate = self.hp['attr_dropout']
+        soft = F.dropout(self.soft, rate, training=True) if dropout and rate > 0 else self.soft
+        x[:, end - 2] = soft[pairs[:, 0]]
+        x[:, end - 1] = soft[pairs[:, 1] + len(self.attributes)]
+        return encode_text_embeddings(self.model, x, tokens)
+
+    def _fit(self, X, y, T, val):
+        if self.classnames is None:
+            raise ValueError(
+                "csp: needs the support set's class names, 'attribute object' (Features.classnames)"
+            )
+        torch.manual_seed(self.seed)
+        split = [name.partition(' ') for name in self.classnames]
+        self.attributes = list(dict.fromkeys(a for a, _, _ in split))
+        self.objects = list(dict.fromkeys(o for _, _, o in split))
+        start = torch.stack([self._word_embedding(w) for w in self.attributes + self.objects])
+        self.soft = nn.Parameter(start.clone())
+        optimizer = torch.optim.Adam([self.soft], lr=self.hp['lr'], weight_decay=self.hp['weight_decay'])
+        train_pairs = self._pair_indices(self.classnames)
+        scale = self.model.logit_scale.exp().detach()
+        for epoch in range(self.hp['epochs']):
+            for idx in torch.randperm(len(X)).split(self.hp['batch_size']):
+                logits = scale * X[idx] @ self._text(train_pairs, dropout=True).T
+                loss = F.cross_entropy(logits, y[idx])
+                loss.backward()
+                optimizer.step()
+                optimizer.zero_grad()
+
+    def _logits(self, Q, T, classnames=None):
+        pairs = self._pair_indices(classnames or self.classnames)
+        return self.model.logit_scale.exp() * Q @ self._text(pairs).T
