@@ -13,8 +13,9 @@ from ..types import Features, take_images
 from ..features import image_batch
 
 # %% auto #0
-__all__ = ['encode_text_embeddings', 'project_conflict', 'placeholder_prompts', 'init_context', 'kgcoop_penalty', 'PromptLearner',
-           'CoOp', 'CoCoOp', 'KgCoOp', 'ProGrad', 'encode_image_prompts', 'MaPLe', 'grip', 'CSP']
+__all__ = ['encode_text_embeddings', 'project_conflict', 'placeholder_prompts', 'init_context', 'kgcoop_penalty',
+           'FrozenModelAdapter', 'PromptLearner', 'CoOp', 'CoCoOp', 'KgCoOp', 'ProGrad', 'encode_image_prompts',
+           'MaPLe', 'grip', 'CSP']
 
 # %% ../../nbs/09_adapt.prompt.ipynb #7da448b5
 def encode_text_embeddings(
@@ -99,12 +100,28 @@ def kgcoop_penalty(
     return 1.0 - F.cosine_similarity(text, text_clip, dim=1, eps=1e-7).mean()
 
 # %% ../../nbs/09_adapt.prompt.ipynb #87722fc3
-class PromptLearner(Adapter):
+class FrozenModelAdapter(Adapter):
+    "An adapter that runs the towers of a frozen open_clip model (prompt learners, CSP)."
+
+    needs_model = True
+
+    def __init__(
+        self,
+        model=None,  # the open_clip model (frozen)
+        tokenizer=None,  # the model's tokenizer
+        preprocess=None,  # unused: image features come cached
+        seed=None,  # seeds every draw; the settings' seed where None
+        **hp,
+    ):
+        super().__init__(model, tokenizer, preprocess, seed, **hp)
+        self.model = model.eval().requires_grad_(False)
+
+
+class PromptLearner(FrozenModelAdapter):
     "CoOp-family prompt learning on a frozen open_clip model; the image features come cached."
 
     name = 'prompt_learner'
     variant = 'coop'  # 'coop', 'cocoop', 'kgcoop' or 'prograd': the registered subclasses below
-    needs_model = True
     uses_text = False
     defaults = {
         'n_ctx': 4,  # context vectors
@@ -124,7 +141,6 @@ class PromptLearner(Adapter):
         **hp,
     ):
         super().__init__(model, tokenizer, preprocess, seed, **hp)
-        self.model = model.eval().requires_grad_(False)
         self.transfers = not self.hp['class_specific']
         self._prompt_cache = {}
 
@@ -425,11 +441,10 @@ def grip(
 
 # %% ../../nbs/09_adapt.prompt.ipynb #39642779
 @register
-class CSP(Adapter):
+class CSP(FrozenModelAdapter):
     "CSP: attribute and object words as learned soft tokens, recomposed into pairs (Nayak et al., 2023)."
 
     name = 'csp'
-    needs_model = True
     uses_text = False
     transfers = True
     defaults = {
@@ -440,17 +455,6 @@ class CSP(Adapter):
         'batch_size': 64,  # support images per step
         'attr_dropout': 0.0,  # dropout on the soft tokens while training
     }
-
-    def __init__(
-        self,
-        model=None,  # the open_clip model (frozen)
-        tokenizer=None,  # the model's tokenizer
-        preprocess=None,  # unused: image features come cached
-        seed=None,  # seeds every draw; the settings' seed where None
-        **hp,
-    ):
-        super().__init__(model, tokenizer, preprocess, seed, **hp)
-        self.model = model.eval().requires_grad_(False)
 
     def _word_embedding(self, word):
         "The mean token embedding of a word's tokens (its soft token's start)."
