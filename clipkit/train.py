@@ -17,12 +17,13 @@ from . import models
 from .types import take_images
 from .features import image_batch, prompts_for, data_fingerprint
 from .data.sources import LazyImages
-from .data.stream import Batch, BadSamples, file_batches, shard_batches
+from .data.stream import Batch, BadSamples, file_batches, shard_batches, sample_seed, stack_inputs
+from .data.stream import augmented_inputs
 
 # %% auto #0
 __all__ = ['PRECISIONS', 'SSL_VIEWS', 'RUN_ONLY_FIELDS', 'TrainConfig', 'lr_at', 'make_optimizers', 'batch_order',
-           'sampler_order', 'train_step', 'augments', 'augment_images', 'group_ids', 'prepare', 'data_identity',
-           'checkpoint_problem', 'init_distributed', 'batches', 'train', 'task_pairs', 'world_model']
+           'sampler_order', 'train_step', 'augments', 'augment_images', 'Augment', 'group_ids', 'prepare',
+           'data_identity', 'checkpoint_problem', 'init_distributed', 'batches', 'train', 'task_pairs', 'world_model']
 
 # %% ../nbs/06_train.ipynb #8c1650f0
 @dataclass
@@ -278,6 +279,39 @@ def augment_images(
         out.append(image)
     return (torch.stack(out) * 255).round().clamp(0, 255).to(torch.uint8)
 
+
+class Augment:
+    """The trainer's augmentations of one sample, drawn from the sample's own seed: the augmented image and,
+    for the SSL loss, its two SimCLR views of the augmented image. Picklable: the loader workers run it."""
+
+    def __init__(
+        self,
+        cfg: TrainConfig,  # crop_scale, color_jitter, hflip and ssl are read from here
+    ):
+        self.crop_scale, self.color_jitter, self.hflip = cfg.crop_scale, cfg.color_jitter, cfg.hflip
+        self.augments, self.ssl = augments(cfg), bool(cfg.ssl)
+
+    def __call__(
+        self,
+        image: torch.Tensor,  # uint8 (3, H, W)
+        caption: str | None,  # the image's caption: no flip where it says left or right
+        seed: int,  # the sample's seed (clipkit.data.stream.sample_seed)
+    ) -> list:
+        "[augmented image, *views], each uint8 (3, H, W)."
+        generator = torch.Generator().manual_seed(seed)
+        allowed = torch.tensor([not _SIDES.search(caption or '')])
+        images = image.unsqueeze(0)
+        if self.augments:
+            images = augment_images(
+                images, generator, self.crop_scale, self.color_jitter, self.hflip, allowed
+            )
+        outputs = [images]
+        if self.ssl:
+            outputs += [
+                augment_images(images, generator, flip_allowed=allowed, **SSL_VIEWS) for _ in range(2)
+            ]
+        return [x[0] for x in outputs]
+
 # %% ../nbs/06_train.ipynb #07ea55e4
 def group_ids(
     pairs,  # image-text Pairs
@@ -516,14 +550,19 @@ def _pick_rewrites(tokens, alt, idx, cfg, step):
 
 # %% ../nbs/06_train.ipynb #ea8578ef
 class _StepIndices:
-    "A batch sampler: this process's slice of each step's index list, from `start` on, without end."
+    """A batch sampler: this process's slice of each step's index list, from `start` on, without end; with a
+    seed, each index comes with its sample's augmentation seed, as (index, seed) pairs."""
 
-    def __init__(self, order, start, rank, local):
-        self.order, self.start, self.rank, self.local = order, start, rank, local
+    def __init__(self, order, start, rank, local, seed=None):
+        self.order, self.start, self.rank, self.local, self.seed = order, start, rank, local, seed
 
     def __iter__(self):
         for step in itertools.count(self.start):
-            yield self.order(step)[self.rank * self.local : (self.rank + 1) * self.local].tolist()
+            idx = self.order(step)[self.rank * self.local : (self.rank + 1) * self.local].tolist()
+            if self.seed is None:
+                yield idx
+            else:
+                yield [(i, sample_seed(self.seed, step, self.rank, slot)) for slot, i in enumerate(idx)]
 
 
 def batches(
@@ -540,9 +579,20 @@ def batches(
 ):
     "This process's Batches from step `start` on, from any source, in the order of an uninterrupted run."
     local = cfg.batch_size // world
+    augment = Augment(cfg) if augments(cfg) or cfg.ssl else None
     if hasattr(pairs, 'shards'):
         return shard_batches(
-            pairs, preprocess, tokenizer, local, cfg.seed, start, rank, world, cfg.workers, pin_memory
+            pairs,
+            preprocess,
+            tokenizer,
+            local,
+            cfg.seed,
+            start,
+            rank,
+            world,
+            cfg.workers,
+            pin_memory,
+            augment=augment,
         )
     if sampler is None:
         order = lambda step: batch_order(len(pairs), cfg.batch_size, step, cfg.seed)
@@ -553,20 +603,21 @@ def batches(
             raise ValueError(
                 "train: pairs of image files need the model's preprocess (train(..., preprocess=))"
             )
-        indices = _StepIndices(order, start, rank, local)
+        indices = _StepIndices(order, start, rank, local, None if augment is None else cfg.seed)
         return file_batches(
-            pairs.images, preprocess, indices, cfg.workers, skip_bad=True, pin_memory=pin_memory
+            pairs.images,
+            preprocess,
+            indices,
+            cfg.workers,
+            skip_bad=True,
+            pin_memory=pin_memory,
+            augment=augment,
+            captions=None if augment is None else list(pairs.captions),
         )
     indices = _StepIndices(order, start, rank, local)
-    if not (augments(cfg) or cfg.ssl):
+    if augment is None:
         return _memory_batches(model, pairs, preprocess, indices)
-    if not isinstance(pairs.images, torch.Tensor):
-        raise ValueError(
-            "train: image augmentations and the SSL loss run on in-memory uint8 image tensors "
-            "(Pairs.images); these pairs hold files or PIL images"
-        )
-    flip_allowed = torch.tensor([not _SIDES.search(c) for c in pairs.captions])
-    return _augmented_batches(model, pairs, preprocess, indices, cfg, start, rank, flip_allowed)
+    return _augmented_batches(model, pairs, preprocess, indices, augment, cfg.seed, start, rank)
 
 
 def _memory_batches(model, pairs, preprocess, indices):
@@ -575,24 +626,28 @@ def _memory_batches(model, pairs, preprocess, indices):
         yield Batch(image_batch(model, take_images(pairs.images, idx), preprocess), idx.tolist(), index=idx)
 
 
-def _augmented_batches(model, pairs, preprocess, indices, cfg, start, rank, flip_allowed):
-    "Batches whose images are augmented (and, for the SSL loss, given two views), seeded by step and process."
+def _augmented_batches(model, pairs, preprocess, indices, augment, seed, start, rank):
+    """In-memory batches augmented sample by sample (with, for the SSL loss, two views), each sample from its
+    own seed, as the loader workers of files and shards augment them."""
     for step, idx in enumerate(indices, start):
         idx = torch.as_tensor(idx, dtype=torch.long)
         images = take_images(pairs.images, idx)
-        generator = torch.Generator().manual_seed((cfg.seed * 1000003 + step) * 131 + rank)
-        allowed = flip_allowed[idx]
-        if augments(cfg):
-            images = augment_images(images, generator, cfg.crop_scale, cfg.color_jitter, cfg.hflip, allowed)
-        views = None
-        if cfg.ssl:
-            views = tuple(
-                image_batch(
-                    model, augment_images(images, generator, flip_allowed=allowed, **SSL_VIEWS), preprocess
+        captions = [pairs.captions[int(i)] for i in idx]
+        seeds = [sample_seed(seed, step, rank, slot) for slot in range(len(idx))]
+        if isinstance(images, torch.Tensor):
+            samples = [augment(image, caption, s) for image, caption, s in zip(images, captions, seeds)]
+            inputs = [image_batch(model, torch.stack(view), preprocess) for view in zip(*samples)]
+            images, views = inputs[0], tuple(inputs[1:]) or None
+        else:
+            if preprocess is None:
+                raise ValueError(
+                    "train: augmenting PIL images needs the model's preprocess (train(..., preprocess=))"
                 )
-                for _ in range(2)
-            )
-        yield Batch(image_batch(model, images, preprocess), idx.tolist(), index=idx, views=views)
+            samples = [
+                augmented_inputs(im, c, s, augment, preprocess) for im, c, s in zip(images, captions, seeds)
+            ]
+            images, views = stack_inputs(samples)
+        yield Batch(images, idx.tolist(), index=idx, views=views)
 
 
 class _TrainLog:
@@ -701,11 +756,6 @@ def train(
         raise ValueError(
             "train: caption rewrites, positives, teachers and samplers need Pairs (in memory or files in a "
             "table); a ShardPairs stream has no row index"
-        )
-    if streaming and (augments(cfg) or cfg.ssl):
-        raise ValueError(
-            "train: image augmentations and the SSL loss run on in-memory Pairs; a ShardPairs stream decodes "
-            "its images in the loader workers, which do not augment yet"
         )
     tokens = None if streaming else tokenizer(list(pairs.captions))
     alt = _rewrite_tokens(pairs, tokenizer) if cfg.rewrite_prob > 0 else None

@@ -65,6 +65,30 @@ def test_shards_with_two_workers_match_the_in_memory_path(pairs, tmp_path):
     np.testing.assert_allclose(streamed.loss, memory.loss, rtol=0, atol=1e-6)
 
 
+AUGMENT = replace(CFG, crop_scale=(0.5, 1.0), color_jitter=0.4, hflip=0.5)
+
+
+def test_augmented_csv_with_two_workers_matches_the_in_memory_path(pairs, tmp_path):
+    """Crops, colour jitter and flips drawn in 2 loader workers from each sample's own seed give the losses of
+    the in-memory augmented path."""
+    memory = losses(pairs, AUGMENT)
+    files = read_csv_pairs(export_csv(pairs, tmp_path), check_images=False)
+    streamed = losses(files, replace(AUGMENT, workers=2))
+    plain = losses(pairs, CFG)
+    np.testing.assert_allclose(streamed.loss, memory.loss, rtol=0, atol=1e-6)
+    assert np.abs(memory.loss.to_numpy() - plain.loss.to_numpy()).max() > 1e-3, 'the augmentations act'
+
+
+def test_augmented_shards_with_ssl_views_match_the_in_memory_path(pairs, tmp_path):
+    """Shards read by 2 workers in turn, augmented there with SimCLR's two extra views for the SSL loss, give
+    the in-memory losses of the rows in their order."""
+    cfg = replace(AUGMENT, ssl='simclr')
+    memory = losses(pairs, cfg, sampler=InOrder(len(pairs)))
+    shards = export_wds(pairs, tmp_path, shard_size=CFG.batch_size, fmt='png')
+    streamed = losses(ShardPairs(shards, shuffle_buffer=0), replace(cfg, workers=2))
+    np.testing.assert_allclose(streamed.loss, memory.loss, rtol=0, atol=1e-6)
+
+
 def test_a_corrupt_file_is_counted_not_fatal(pairs, tmp_path):
     "A corrupt image among the CSV's files is dropped from its batch, counted, and training goes on."
     csv = export_csv(pairs, tmp_path)

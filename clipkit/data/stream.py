@@ -9,13 +9,14 @@ import io, random, tarfile, warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+import numpy as np
 import torch
 from PIL import Image
 from .sources import BadInput, LazyImages, _image_extensions, _split_name, _tar_samples
 
 # %% auto #0
-__all__ = ['Batch', 'BadSamples', 'file_batches', 'expand_shards', 'count_samples', 'ShardPairs', 'ShardTask', 'ShardRetrieval',
-           'clip_benchmark_task', 'shard_batches']
+__all__ = ['Batch', 'BadSamples', 'sample_seed', 'augmented_inputs', 'stack_inputs', 'file_batches', 'expand_shards',
+           'count_samples', 'ShardPairs', 'ShardTask', 'ShardRetrieval', 'clip_benchmark_task', 'shard_batches']
 
 # %% ../../nbs/02_data.stream.ipynb #7a08d4ff
 @dataclass
@@ -29,7 +30,7 @@ class Batch:
     index: torch.Tensor | None = None  # (B,) positions in an in-memory or file-table source
     bad: list = field(default_factory=list)  # (key, reason) of the samples dropped from this batch
     captions: list | None = None  # each image's captions (retrieval shards)
-    views: tuple | None = None  # two more augmented views of the images, for an added SSL loss (in memory)
+    views: tuple | None = None  # two more augmented views of the images, for an added SSL loss
 
     def to(
         self,
@@ -76,18 +77,62 @@ class BadSamples:
         return dict(self.reasons)
 
 # %% ../../nbs/02_data.stream.ipynb #6fb1170c
-class _Decoded(torch.utils.data.Dataset):
-    "Items of a LazyImages, preprocessed; an unreadable one gives (None, i, reason)."
+def sample_seed(
+    seed: int,  # the run's seed
+    step: int,  # the training step whose batch holds the sample
+    rank: int,  # the process (torchrun)
+    slot: int,  # the sample's place in this process's part of the batch
+) -> int:
+    "The seed of one training sample's augmentations, the same on every path (memory, files, shards)."
+    return (((seed * 1000003 + step) * 131 + rank) * 65537 + slot) % 2**63
 
-    def __init__(self, images: LazyImages, preprocess):
+
+def _to_uint8(image) -> torch.Tensor:
+    "A PIL image as a uint8 (3, H, W) tensor."
+    return torch.from_numpy(np.array(image.convert('RGB'), dtype=np.uint8)).permute(2, 0, 1).contiguous()
+
+
+def augmented_inputs(
+    image,  # a PIL image
+    caption: str | None,  # its caption (no flip where it says left or right)
+    seed: int,  # the sample's seed (sample_seed)
+    augment,  # (uint8 image, caption, seed) -> [augmented image, *views], each uint8 (3, H, W)
+    preprocess,  # the model's transform: PIL image -> tensor
+) -> tuple:
+    "The model inputs of one augmented sample: its augmented image, then its extra views, each preprocessed."
+    outputs = augment(_to_uint8(image), caption, seed)
+    return tuple(preprocess(Image.fromarray(x.permute(1, 2, 0).numpy())) for x in outputs)
+
+
+def stack_inputs(
+    inputs: list,  # per-sample model inputs: tensors, or (image, *views) tuples from augmented_inputs
+) -> tuple:
+    "(images, views): the stacked images, and a tuple of stacked views (None where the samples have none)."
+    if not isinstance(inputs[0], tuple):
+        return torch.stack(inputs), None
+    images = torch.stack([x[0] for x in inputs])
+    views = tuple(torch.stack([x[v] for x in inputs]) for v in range(1, len(inputs[0])))
+    return images, views or None
+
+
+class _Decoded(torch.utils.data.Dataset):
+    """Items of a LazyImages, preprocessed (and augmented, where `augment` is given: the items are then
+    (index, seed) pairs); an unreadable one gives (None, i, reason)."""
+
+    def __init__(self, images: LazyImages, preprocess, augment=None, captions=None):
         self.images, self.preprocess = images, preprocess
+        self.augment, self.captions = augment, captions
 
     def __len__(self):
         return len(self.images)
 
-    def __getitem__(self, i):
+    def __getitem__(self, item):
+        i, seed = item if isinstance(item, tuple) else (item, None)
         try:
-            return self.preprocess(self.images[i]), i, None
+            if self.augment is None:
+                return self.preprocess(self.images[i]), i, None
+            caption = None if self.captions is None else self.captions[i]
+            return augmented_inputs(self.images[i], caption, seed, self.augment, self.preprocess), i, None
         except Exception as e:
             return None, i, f'unreadable image ({type(e).__name__}: {e})'
 
@@ -106,20 +151,23 @@ class _Collate:
         if not good:
             return Batch(torch.empty(0), [], index=torch.empty(0, dtype=torch.long), bad=bad)
         index = torch.tensor([i for _, i in good])
-        return Batch(torch.stack([x for x, _ in good]), index.tolist(), index=index, bad=bad)
+        images, views = stack_inputs([x for x, _ in good])
+        return Batch(images, index.tolist(), index=index, bad=bad, views=views)
 
 
 def file_batches(
     images: LazyImages,  # images kept as file paths or encoded bytes
     preprocess,  # the model's transform: PIL image -> tensor
-    batches,  # an iterable of index lists, one per batch
+    batches,  # an iterable of index lists, one per batch (with augment: lists of (index, sample seed) pairs)
     workers: int = 0,  # DataLoader worker processes (0: decode in this process)
     skip_bad: bool = False,  # drop an unreadable image from its batch (and report it) instead of raising
     pin_memory: bool = False,  # pin batches for fast, non-blocking copies to a GPU
+    augment=None,  # the trainer's per-sample augmentation (see augmented_inputs), run in the workers
+    captions: list | None = None,  # the images' captions, which the augmentation reads (flips)
 ):
-    "Batches of preprocessed images, decoded in DataLoader workers, in the order of `batches`."
+    "Batches of preprocessed (optionally augmented) images, decoded in DataLoader workers, in batches' order."
     return torch.utils.data.DataLoader(
-        _Decoded(images, preprocess),
+        _Decoded(images, preprocess, augment, captions),
         batch_sampler=batches,
         num_workers=workers,
         collate_fn=_Collate(images, skip_bad),
@@ -221,12 +269,14 @@ def _shuffled(samples, buffer, seed, rank, start_step):
     yield from pool
 
 
-def _skipped(samples, batch_size, start_step):
-    "Drop the samples this worker batched before `start_step` (batches come from workers in turn)."
+def _skipped(samples, batch_size, start_step, seed, rank):
+    """Drop the samples this worker batched before `start_step` (batches come from workers in turn), and give
+    each kept sample its augmentation seed from the step and batch place that its stream position implies."""
     role, n = _worker(start_step)
     skip = len(range(role, start_step, n)) * batch_size
     for i, s in enumerate(samples):
         if i >= skip:
+            s['__seed__'] = sample_seed(seed, role + (i // batch_size) * n, rank, i % batch_size)
             yield s
 
 
@@ -234,9 +284,9 @@ class _Decode:
     """A sample dict -> (model input, target, key, None) or (None, None, key, reason); the target is the
     caption's tokens (with a tokenizer), the class label (with a label key) or its lines (retrieval)."""
 
-    def __init__(self, preprocess, tokenizer, caption_key, label_key):
+    def __init__(self, preprocess, tokenizer, caption_key, label_key, augment=None):
         self.preprocess, self.tokenizer = preprocess, tokenizer
-        self.caption_key, self.label_key = caption_key, label_key
+        self.caption_key, self.label_key, self.augment = caption_key, label_key, augment
         self.image_ext = sorted(_image_extensions())
 
     def __call__(self, s):
@@ -246,6 +296,7 @@ class _Decode:
         data = next((s[e] for e in self.image_ext if e in s), None)
         if data is None:
             return None, None, key, 'no image'
+        caption = None
         try:
             if self.tokenizer is not None:
                 caption = s[self.caption_key].decode('utf-8').strip()
@@ -261,7 +312,11 @@ class _Decode:
                     return None, None, key, 'empty caption'
 
             with Image.open(io.BytesIO(data)) as im:
-                return self.preprocess(im.convert('RGB')), target, key, None
+                image = im.convert('RGB')
+            if self.augment is not None:
+                inputs = augmented_inputs(image, caption, s['__seed__'], self.augment, self.preprocess)
+                return inputs, target, key, None
+            return self.preprocess(image), target, key, None
         except KeyError as e:
             return None, None, key, f'no {e.args[0]} member'
         except Exception as e:
@@ -274,11 +329,11 @@ def _collate_samples(items):
     bad = [(it[2], it[3]) for it in items if it[3] is not None]
     if not good:
         return Batch(torch.empty(0), [], bad=bad)
-    images = torch.stack([it[0] for it in good])
+    images, views = stack_inputs([it[0] for it in good])
     targets = [it[1] for it in good]
     keys = [it[2] for it in good]
     if isinstance(targets[0], torch.Tensor):
-        return Batch(images, keys, tokens=torch.stack(targets), bad=bad)
+        return Batch(images, keys, tokens=torch.stack(targets), bad=bad, views=views)
     if isinstance(targets[0], list):
         return Batch(images, keys, bad=bad, captions=targets)
     return Batch(images, keys, labels=torch.tensor(targets), bad=bad)
@@ -369,8 +424,10 @@ def shard_batches(
     workers: int = 0,  # DataLoader worker processes
     pin_memory: bool = False,  # pin batches for non-blocking copies to a GPU
     once: bool = False,  # one pass in the shards' order, the last partial batch kept (evaluation)
+    augment=None,  # the trainer's per-sample augmentation (see augmented_inputs), run in the workers
 ):
-    "A DataLoader of Batches from shards: split by process and worker, decoded and preprocessed in workers."
+    """A DataLoader of Batches from shards: split by process and worker, decoded, augmented (where `augment`
+    is given) and preprocessed in the workers."""
     import webdataset as wds
 
     if not once and not _resampled(source) and len(source.shards) < world * max(workers, 1):
@@ -380,7 +437,11 @@ def shard_batches(
         )
     tokenizer = tokenizer if isinstance(source, ShardPairs) else None
     decode = _Decode(
-        preprocess, tokenizer, getattr(source, 'caption_key', 'txt'), getattr(source, 'label_key', None)
+        preprocess,
+        tokenizer,
+        getattr(source, 'caption_key', 'txt'),
+        getattr(source, 'label_key', None),
+        augment,
     )
     buffer = 0 if once else getattr(source, 'shuffle_buffer', 0)
     if once:
@@ -393,7 +454,7 @@ def shard_batches(
         lambda src: _split_worker(src, start_step),
         _tar_samples,
         lambda src: _shuffled(src, buffer, seed, rank, start_step),
-        lambda src: _skipped(src, batch_size, start_step),
+        lambda src: _skipped(src, batch_size, start_step, seed, rank),
         wds.map(decode),
         wds.batched(batch_size, collation_fn=_collate_samples, partial=once),
     )
