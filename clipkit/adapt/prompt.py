@@ -101,7 +101,7 @@ def kgcoop_penalty(
 
 # %% ../../nbs/09_adapt.prompt.ipynb #87722fc3
 class FrozenModelAdapter(Adapter):
-    "An adapter that runs the towers of a frozen open_clip model (prompt learners, CSP)."
+    "An adapter that runs the towers of a frozen open_clip model (prompt learners, MaPLe, CSP)."
 
     needs_model = True
 
@@ -115,6 +115,16 @@ class FrozenModelAdapter(Adapter):
     ):
         super().__init__(model, tokenizer, preprocess, seed, **hp)
         self.model = model.eval().requires_grad_(False)
+        self._prompt_cache = {}
+
+    def _prompts(self, classnames):
+        "Tokens and token embeddings of the placeholder prompts of `classnames`, built once per class list."
+        key = tuple(classnames)
+        if key not in self._prompt_cache:
+            self._prompt_cache[key] = placeholder_prompts(
+                self.model, self.tokenizer, classnames, self.hp['n_ctx']
+            )
+        return self._prompt_cache[key]
 
 
 class PromptLearner(FrozenModelAdapter):
@@ -132,26 +142,10 @@ class PromptLearner(FrozenModelAdapter):
         'batch_size': 32,  # support images per step
     }
 
-    def __init__(
-        self,
-        model=None,  # the open_clip model (frozen)
-        tokenizer=None,  # the model's tokenizer
-        preprocess=None,  # unused: image features come cached
-        seed=None,  # seeds every draw; the settings' seed where None
-        **hp,
-    ):
-        super().__init__(model, tokenizer, preprocess, seed, **hp)
-        self.transfers = not self.hp['class_specific']
-        self._prompt_cache = {}
-
-    def _prompts(self, classnames):
-        "Tokens and token embeddings of the placeholder prompts of `classnames`, built once per class list."
-        key = tuple(classnames)
-        if key not in self._prompt_cache:
-            self._prompt_cache[key] = placeholder_prompts(
-                self.model, self.tokenizer, classnames, self.hp['n_ctx']
-            )
-        return self._prompt_cache[key]
+    @property
+    def transfers(self) -> bool:
+        "Whether the learned context names classes it never saw (not with one context per class)."
+        return not self.hp['class_specific']
 
     def _text(self, ctx, classnames, bias=None):
         "Class embeddings (C, D), or (B, C, D) with per-image context biases (B, d)."
@@ -292,11 +286,10 @@ def encode_image_prompts(
 
 # %% ../../nbs/09_adapt.prompt.ipynb #e7e9612a
 @register
-class MaPLe(Adapter):
+class MaPLe(FrozenModelAdapter):
     "MaPLe: deep language prompts and coupled deep vision prompts; needs a ViT image tower and the images."
 
     name = 'maple'
-    needs_model = True
     uses_text = False
     transfers = True
     defaults = {
@@ -327,16 +320,6 @@ class MaPLe(Adapter):
         L = min(len(model.visual.transformer.resblocks), len(model.transformer.resblocks))
         if not 1 <= self.hp['depth'] <= L:
             raise ValueError(f"MaPLe: depth must lie in [1, {L}] for this model, got {self.hp['depth']}")
-        self.model = model.eval().requires_grad_(False)
-        self._prompt_cache = {}
-
-    def _prompts(self, classnames):
-        key = tuple(classnames)
-        if key not in self._prompt_cache:
-            self._prompt_cache[key] = placeholder_prompts(
-                self.model, self.tokenizer, classnames, self.hp['n_ctx']
-            )
-        return self._prompt_cache[key]
 
     def _fit(self, X, y, T, val):
         images = self.support.images
