@@ -183,7 +183,9 @@ def _run_in_terminal(args, cwd, env, width=150):
 
 def test_terminal_shows_grid_cells_and_loss(tmp_path):
     exe = Path(sys.executable).parent / 'clipkit'
-    tiny = dict(TINY['modality_gap'], temperatures='[0.1,0.05]', steps=11)
+    tiny = dict(
+        TINY['modality_gap'], temperatures='[0.1,0.05]', steps=11, seeds='[0]'
+    )  # 3 cells: 2 fixed, 1 learned
     args = [str(exe), 'study', 'run', 'modality_gap', '--out', str(tmp_path / 'out')]
     for k, v in tiny.items():
         args += ['-p', k, str(v)]
