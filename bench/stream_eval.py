@@ -4,6 +4,10 @@ A world classification task rendered at 224 px is written in CLIP_benchmark's We
 95). Both tools embed every image with the same model, batch size and worker count, in one run; printed:
 images/s of each, their ratio, and whether the two accuracies agree.
 
+The two differ in one way on a CPU: while its workers decode, clipkit runs the model on the cores they leave
+free (`clipkit.config.threads_beside_workers`; 1 thread for 2 workers on 2 cores), where CLIP_benchmark keeps
+torch's default (one thread per core), whose spinning OpenMP threads take cores from the decoding workers.
+
     .venv/bin/pip install -e ".[bench]"   # CLIP_benchmark, the peer
     .venv/bin/python bench/stream_eval.py [--per-class 40] [--batch-size 64] [--workers 2] [--repeats 4]
 """
@@ -12,6 +16,7 @@ import argparse
 import tempfile
 import time
 import torch
+from clipkit.config import threads_beside_workers
 from clipkit.data.stream import clip_benchmark_task
 from clipkit.data.world import WorldConfig, export_clip_benchmark, world_tasks
 from clipkit.eval import zero_shot_eval
@@ -83,6 +88,9 @@ def main():
     ours, our_acc = max(r[0] for r in runs['clipkit']), runs['clipkit'][0][1]
     theirs, their_acc = max(r[0] for r in runs['clip_benchmark']), runs['clip_benchmark'][0][1]
     print(f'BENCHMARK zero-shot evaluation, {args.n} JPEGs at 224 px, {BENCH_MODEL}, {args.workers} workers,')
+    default_threads = torch.get_num_threads()
+    with threads_beside_workers(args.workers, 'cpu') as threads:
+        print(f'  model threads: clipkit {threads}, CLIP_benchmark {default_threads} (torch default)')
     print(f'  best of {args.repeats} runs each, alternating which runs first:')
     print(
         f'  clipkit {ours:.1f} images/s   CLIP_benchmark {theirs:.1f} images/s   ratio {ours / theirs:.2f}x'

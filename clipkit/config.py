@@ -4,15 +4,15 @@
 
 # %% ../nbs/00_config.ipynb #7539ad0d
 from __future__ import annotations
-import configparser, json, os, random, sys
+import configparser, contextlib, json, os, random, sys
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np, torch
 
 # %% auto #0
 __all__ = ['DEFAULTS', 'TMP_PREFIX', 'PROGRESS_ENV', 'packaged_studies', 'find_settings', 'Settings', 'get_settings',
-           'get_device', 'set_threads', 'get_seed', 'seed_everything', 'fingerprint', 'atomic_path', 'write_atomic',
-           'clean_temporaries', 'progress_bar', 'report_progress']
+           'get_device', 'set_threads', 'usable_cores', 'threads_beside_workers', 'get_seed', 'seed_everything',
+           'fingerprint', 'atomic_path', 'write_atomic', 'clean_temporaries', 'progress_bar', 'report_progress']
 
 # %% ../nbs/00_config.ipynb #381de480
 DEFAULTS = dict(
@@ -150,6 +150,31 @@ def set_threads(
     if n > 0:
         torch.set_num_threads(n)
     return torch.get_num_threads()
+
+
+def usable_cores() -> int:
+    "The CPU cores this process may run on (its affinity where the OS reports it)."
+    if hasattr(os, 'sched_getaffinity'):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+@contextlib.contextmanager
+def threads_beside_workers(
+    workers: int,  # DataLoader worker processes decoding on this machine's cores meanwhile
+    device=None,  # the model's device (a torch.device or name); only a CPU model shares the workers' cores
+):
+    """Within the block, torch's intra-op threads in this process are capped at the cores that `workers`
+    leave free (at least 1), then restored. A CPU model's OpenMP threads spin while they wait for work;
+    beside busy decoding workers they take cores from them, and both slow down."""
+    before = torch.get_num_threads()
+    cap = max(1, usable_cores() - workers)
+    if workers > 0 and get_device(device).type == 'cpu' and before > cap:
+        torch.set_num_threads(cap)
+    try:
+        yield torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
 
 
 def get_seed(

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np, torch, torch.nn.functional as F
 from .features import extract, image_features, stream_features, text_features, zero_shot_weights
 from .data.stream import shard_batches
-from .config import get_device
+from .config import get_device, threads_beside_workers
 
 # %% auto #0
 __all__ = ['classification_metrics', 'czsl_metrics', 'zero_shot_eval', 'retrieval_metrics', 'retrieval_eval', 'modality_gap']
@@ -176,14 +176,15 @@ def retrieval_eval(
         model.eval().to(device)
         images, captions, caption_image = [], [], []
         stream = shard_batches(data, preprocess, None, batch_size, workers=workers, once=True)
-        for batch in stream:
-            if batch.bad:
-                raise ValueError(f"retrieval_eval: {batch.bad[0][0]}: {batch.bad[0][1]}")
-            start = sum(len(x) for x in images)
-            images.append(model.encode_image(batch.images.to(device), normalize=True).float().cpu())
-            for i, lines in enumerate(batch.captions):
-                captions += lines
-                caption_image += [start + i] * len(lines)
+        with threads_beside_workers(workers, device):
+            for batch in stream:
+                if batch.bad:
+                    raise ValueError(f"retrieval_eval: {batch.bad[0][0]}: {batch.bad[0][1]}")
+                start = sum(len(x) for x in images)
+                images.append(model.encode_image(batch.images.to(device), normalize=True).float().cpu())
+                for i, lines in enumerate(batch.captions):
+                    captions += lines
+                    caption_image += [start + i] * len(lines)
         image_emb, caption_image = torch.cat(images), torch.tensor(caption_image)
     else:
         image_emb = image_features(model, data.images, preprocess, batch_size, device=device, progress=False)

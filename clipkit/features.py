@@ -8,7 +8,14 @@ from pathlib import Path
 import numpy as np, torch, torch.nn.functional as F
 import hashlib, warnings
 from PIL import Image
-from .config import fingerprint, get_settings, get_device, atomic_path, progress_bar
+from clipkit.config import (
+    fingerprint,
+    get_settings,
+    get_device,
+    atomic_path,
+    progress_bar,
+    threads_beside_workers,
+)
 from .types import Features, check_templates
 from .data.sources import BadInput, LazyImages
 from .data.stream import file_batches, shard_batches
@@ -90,10 +97,15 @@ def data_fingerprint(
     return fingerprint([np.asarray(images[i]) for i in range(len(images))], labels)
 
 # %% ../nbs/05_features.ipynb #53afc8fe
+def _decoded_in_workers(images, preprocess) -> bool:
+    "Whether image_features decodes `images` in DataLoader workers: files with a preprocess."
+    return isinstance(images, LazyImages) and images.load is None and preprocess is not None
+
+
 def _inputs(model, images, preprocess, batch_size, workers, pin_memory):
     "Model inputs batch by batch: image files decoded in DataLoader workers, anything else in this process."
     n = len(images)
-    if isinstance(images, LazyImages) and images.load is None and preprocess is not None:
+    if _decoded_in_workers(images, preprocess):
         order = [list(range(s, min(s + batch_size, n))) for s in range(0, n, batch_size)]
         for batch in file_batches(images, preprocess, order, workers, skip_bad=False, pin_memory=pin_memory):
             yield batch.images
@@ -129,8 +141,9 @@ def image_features(
     out = []
     inputs = _inputs(model, images, preprocess, batch_size, workers, pin)
     total = -(-len(images) // batch_size)
-    for x in progress_bar(inputs, total=total, enabled=progress and total > 1, desc='images'):
-        out.append(model.encode_image(x.to(device, non_blocking=pin), normalize=normalize).float().cpu())
+    with threads_beside_workers(workers if _decoded_in_workers(images, preprocess) else 0, device):
+        for x in progress_bar(inputs, total=total, enabled=progress and total > 1, desc='images'):
+            out.append(model.encode_image(x.to(device, non_blocking=pin), normalize=normalize).float().cpu())
     return torch.cat(out) if out else torch.empty(0, _embed_dim(model))
 
 
@@ -153,14 +166,14 @@ def stream_features(
     out, labels, keys = [], [], []
     stream = shard_batches(source, preprocess, None, batch_size, workers=workers, pin_memory=pin, once=True)
     total = -(-len(source) // batch_size) if progress else None  # counting reads every shard's headers
-    for batch in progress_bar(stream, total=total, enabled=progress, desc='images'):
-        if batch.bad:
-            raise BadInput(f"stream_features: {batch.bad[0][0]}: {batch.bad[0][1]}")
-        out.append(
-            model.encode_image(batch.images.to(device, non_blocking=pin), normalize=normalize).float().cpu()
-        )
-        labels.append(batch.labels)
-        keys += batch.keys
+    with threads_beside_workers(workers, device):
+        for batch in progress_bar(stream, total=total, enabled=progress, desc='images'):
+            if batch.bad:
+                raise BadInput(f"stream_features: {batch.bad[0][0]}: {batch.bad[0][1]}")
+            images = batch.images.to(device, non_blocking=pin)
+            out.append(model.encode_image(images, normalize=normalize).float().cpu())
+            labels.append(batch.labels)
+            keys += batch.keys
     image = torch.cat(out) if out else torch.empty(0, _embed_dim(model))
     has_labels = labels and labels[0] is not None
     return image, torch.cat(labels) if has_labels else None, keys

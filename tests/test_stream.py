@@ -10,7 +10,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from clipkit.data.sources import read_csv_pairs
+from clipkit.data.sources import BadInput, read_csv_pairs
 from clipkit.data.stream import ShardPairs
 from clipkit.data.world import WorldConfig, export_csv, export_wds, make_pairs
 from clipkit.models import create
@@ -140,3 +140,37 @@ def test_study_parameters_papermill_style(monkeypatch):
     monkeypatch.setattr(studies, 'run_study', lambda name, params, out, kernel: seen.append(params) or 'x')
     studies.main(['study', 'run', 'quickstart', '-p', 'steps', '40', '-p', 'model=tiny-vit'])
     assert seen == [{'steps': 40, 'model': 'tiny-vit'}], 'both forms are read, values as JSON'
+
+
+def test_streamed_evaluation_leaves_the_workers_their_cores(tmp_path, monkeypatch):
+    """With 2 decoding workers on a CPU, the model runs on the cores they leave free during the pass (at least
+    one), gets the in-memory path's metrics, and torch's thread count comes back, also after a bad sample."""
+    from clipkit.config import usable_cores
+    from clipkit.data.stream import clip_benchmark_task
+    from clipkit.data.world import export_clip_benchmark, world_tasks
+    from clipkit.eval import zero_shot_eval
+
+    task = world_tasks(WorldConfig(), n_per_class=4, names=['color'])['color']
+    root = export_clip_benchmark(task, tmp_path / 'bench', shard_size=8, fmt='png')
+    torch.manual_seed(0)
+    model, tok, pre = create('tiny-rn')
+    threads_seen = []
+    encode_image = model.encode_image
+    monkeypatch.setattr(
+        model,
+        'encode_image',
+        lambda *a, **k: threads_seen.append(torch.get_num_threads()) or encode_image(*a, **k),
+    )
+    threads_before = torch.get_num_threads()
+    streamed = zero_shot_eval(
+        model, tok, clip_benchmark_task(root), pre, device='cpu', workers=2, batch_size=8
+    )
+    threads_in_pass = set(threads_seen)
+    in_memory = zero_shot_eval(model, tok, task, pre, device='cpu', batch_size=8)
+    assert threads_in_pass == {max(1, min(threads_before, usable_cores() - 2))}, 'capped during the pass'
+    assert streamed == pytest.approx(in_memory), 'the same metrics as in memory'
+    assert torch.get_num_threads() == threads_before, 'the thread count comes back after the pass'
+    (root / 'test' / '1.tar').write_bytes(b'not a tar file')
+    with pytest.raises(BadInput, match='1.tar: broken shard'):
+        zero_shot_eval(model, tok, clip_benchmark_task(root), pre, device='cpu', workers=2, batch_size=8)
+    assert torch.get_num_threads() == threads_before, 'and after a pass that a bad shard stopped'
