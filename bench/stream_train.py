@@ -3,7 +3,8 @@
 Both read the same shards (the world rendered at 224 px, JPEG quality 95), train the same model config with
 the same batch size, worker count, learning rate and number of steps, on this machine, in one run. Printed:
 samples/s of each (steps after the first two, so that worker start-up is left out; the best of alternating
-runs), their ratio, and the share of a step clipkit spends waiting for data.
+runs), their ratio, the same for clipkit with `fused_adamw=True` (torch's fused AdamW kernel, the same update
+to float rounding; off by default), and the share of a step clipkit spends waiting for data.
 
     .venv/bin/python bench/stream_train.py [--samples 1536] [--batch-size 64] [--workers 2] [--steps 30]
 """
@@ -45,7 +46,7 @@ def shards(out: Path, n: int, shard_size: int) -> list:
     return export_wds(pairs, out, shard_size=shard_size, fmt='jpg')
 
 
-def run_clipkit(paths, args) -> tuple:
+def run_clipkit(paths, args, fused_adamw=False) -> tuple:
     "(samples/s after the first two steps, mean data-wait share) of clipkit's trainer on the shards."
     register(BENCH_MODEL, BENCH_CFG)
     torch.manual_seed(0)
@@ -59,13 +60,14 @@ def run_clipkit(paths, args) -> tuple:
         progress=False,
         sparse_embedding=False,  # open_clip_train has no sparse token table
         threads=args.threads,
+        fused_adamw=fused_adamw,
     )
     t0 = time.perf_counter()
     history = train(model, tok, ShardPairs(paths, n_samples=args.samples), cfg, preprocess=pre)
     wall = time.perf_counter() - t0
     later = history.iloc[2:]
     rate = args.batch_size * len(later) / (later.seconds.iloc[-1] - history.seconds.iloc[1])
-    print(f'clipkit: {len(history)} steps in {wall:.1f} s')
+    print(f"clipkit{' (fused AdamW)' if fused_adamw else ''}: {len(history)} steps in {wall:.1f} s")
     return rate, float(later.data_wait.mean())
 
 
@@ -115,21 +117,25 @@ def main():
             f'{len(paths)} JPEG shards of {args.samples} world pairs at 224 px '
             f'in {time.perf_counter() - t0:.0f} s'
         )
-        ours, theirs, waits = [], [], []
+        ours, theirs, waits, fused = [], [], [], []
+        tools = ('clipkit', 'open_clip_train', 'clipkit fused')
         for i in range(args.repeats):  # alternating who goes first: drifts of a noisy machine hit both alike
-            for tool in ('clipkit', 'open_clip_train')[:: -1 if i % 2 else 1]:
+            for tool in tools[:: -1 if i % 2 else 1]:
                 if tool == 'clipkit':
                     rate, wait = run_clipkit(paths, args)
                     ours.append(rate)
                     waits.append(wait)
+                elif tool == 'clipkit fused':
+                    fused.append(run_clipkit(paths, args, fused_adamw=True)[0])
                 else:
                     theirs.append(run_open_clip_train(paths, args, Path(d) / f'logs-{i}'))
-    ours, theirs, wait = max(ours), max(theirs), min(waits)
+    ours, theirs, fused, wait = max(ours), max(theirs), max(fused), min(waits)
     print(
         f'BENCHMARK training samples/s, {BENCH_MODEL}, batch {args.batch_size}, {args.workers} workers, '
         f'best of {args.repeats} alternating runs each:'
     )
     print(f'  clipkit {ours:.1f}   open_clip_train {theirs:.1f}   ratio {ours / theirs:.2f}x')
+    print(f'  clipkit with fused_adamw=True {fused:.1f}   ratio {fused / theirs:.2f}x')
     print(f'  clipkit waits for data {100 * wait:.0f}% of a step')
 
 
