@@ -382,6 +382,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                       'clipkit.data.sources.LazyImages.__repr__': ( 'data.sources.html#lazyimages.__repr__',
                                                                                     'clipkit/data/sources.py'),
                                       'clipkit.data.sources._check_image': ('data.sources.html#_check_image', 'clipkit/data/sources.py'),
+                                      'clipkit.data.sources._check_images': ('data.sources.html#_check_images', 'clipkit/data/sources.py'),
                                       'clipkit.data.sources._expected_samples': ( 'data.sources.html#_expected_samples',
                                                                                   'clipkit/data/sources.py'),
                                       'clipkit.data.sources._image_extensions': ( 'data.sources.html#_image_extensions',
