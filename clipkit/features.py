@@ -8,14 +8,8 @@ from pathlib import Path
 import numpy as np, torch, torch.nn.functional as F
 import hashlib, warnings
 from PIL import Image
-from clipkit.config import (
-    fingerprint,
-    get_settings,
-    get_device,
-    atomic_path,
-    progress_bar,
-    threads_beside_workers,
-)
+from .config import fingerprint, get_settings, get_device, atomic_path, progress_bar
+from .config import threads_beside_workers
 from .types import Features, check_templates
 from .data.sources import BadInput, LazyImages
 from .data.stream import file_batches, shard_batches
