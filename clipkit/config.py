@@ -11,8 +11,8 @@ import numpy as np, torch
 
 # %% auto #0
 __all__ = ['DEFAULTS', 'TMP_PREFIX', 'PROGRESS_ENV', 'packaged_studies', 'find_settings', 'Settings', 'get_settings',
-           'get_device', 'set_threads', 'usable_cores', 'threads_beside_workers', 'get_seed', 'seed_everything',
-           'fingerprint', 'atomic_path', 'write_atomic', 'clean_temporaries', 'progress_bar', 'report_progress']
+           'get_device', 'set_threads', 'threads_beside_workers', 'get_seed', 'seed_everything', 'fingerprint',
+           'atomic_path', 'write_atomic', 'clean_temporaries', 'progress_bar', 'report_progress']
 
 # %% ../nbs/00_config.ipynb #381de480
 DEFAULTS = dict(
@@ -152,7 +152,7 @@ def set_threads(
     return torch.get_num_threads()
 
 
-def usable_cores() -> int:
+def _usable_cores() -> int:
     "The CPU cores this process may run on (its affinity where the OS reports it)."
     if hasattr(os, 'sched_getaffinity'):
         return len(os.sched_getaffinity(0))
@@ -168,7 +168,7 @@ def threads_beside_workers(
     leave free (at least 1), then restored. A CPU model's OpenMP threads spin while they wait for work;
     beside busy decoding workers they take cores from them, and both slow down."""
     before = torch.get_num_threads()
-    cap = max(1, usable_cores() - workers)
+    cap = max(1, _usable_cores() - workers)
     if workers > 0 and get_device(device).type == 'cpu' and before > cap:
         torch.set_num_threads(cap)
     try:

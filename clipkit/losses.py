@@ -179,7 +179,7 @@ def row_ce(
     offset: int = 0,  # this process's first row in the global batch
     chunk: int = 1024,  # rows per block, bounding memory
 ):
-    "Mean over rows of cross-entropy of logits s·q kᵀ with row i's label at column i + offset, in row blocks."
+    "Row-mean cross-entropy of the logits s * q @ k.T (row i's label: column i + offset), in row blocks."
     return _RowCE.apply(q, k, torch.as_tensor(scale, dtype=q.dtype, device=q.device), offset, chunk)
 
 # %% ../nbs/03_losses.ipynb #08a2e95b

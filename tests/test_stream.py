@@ -145,7 +145,7 @@ def test_study_parameters_papermill_style(monkeypatch):
 def test_streamed_evaluation_leaves_the_workers_their_cores(tmp_path, monkeypatch):
     """With 2 decoding workers on a CPU, the model runs on the cores they leave free during the pass (at least
     one), gets the in-memory path's metrics, and torch's thread count comes back, also after a bad sample."""
-    from clipkit.config import usable_cores
+    from clipkit.config import _usable_cores
     from clipkit.data.stream import clip_benchmark_task
     from clipkit.data.world import export_clip_benchmark, world_tasks
     from clipkit.eval import zero_shot_eval
@@ -167,7 +167,7 @@ def test_streamed_evaluation_leaves_the_workers_their_cores(tmp_path, monkeypatc
     )
     threads_in_pass = set(threads_seen)
     in_memory = zero_shot_eval(model, tok, task, pre, device='cpu', batch_size=8)
-    assert threads_in_pass == {max(1, min(threads_before, usable_cores() - 2))}, 'capped during the pass'
+    assert threads_in_pass == {max(1, min(threads_before, _usable_cores() - 2))}, 'capped during the pass'
     assert streamed == pytest.approx(in_memory), 'the same metrics as in memory'
     assert torch.get_num_threads() == threads_before, 'the thread count comes back after the pass'
     (root / 'test' / '1.tar').write_bytes(b'not a tar file')
