@@ -26,7 +26,7 @@ def step_ms(model_name, mode, pool, tokens, steps=20, B=256):
         t0 = time.perf_counter()
         for o in opts:
             o.zero_grad(set_to_none=True)
-        train_step(m, x, t, cfg)
+        train_step(m, x, t, 'clip', cfg)
         for o in opts:
             o.step()
         if s >= 3:

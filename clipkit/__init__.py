@@ -1,3 +1,21 @@
 __version__ = "0.1.0"
 
-from .api import *  # noqa: F403  (the common entry points, written by nbs/12_api.ipynb)
+# The common entry points (nbs/12_api.ipynb writes clipkit.api) load on first use: `import clipkit` then
+# `clipkit.create(...)` works as before, while `import clipkit.losses` loads only what the losses need.
+import importlib as _importlib
+import importlib.util as _importlib_util
+
+
+def __getattr__(name):
+    if name.startswith('_'):
+        raise AttributeError(f"module 'clipkit' has no attribute {name!r}")
+    if _importlib_util.find_spec(f'clipkit.{name}') is not None:  # a submodule, as `from . import models` asks
+        return _importlib.import_module(f'clipkit.{name}')
+    api = _importlib.import_module('clipkit.api')
+    if name in api.__all__:
+        return getattr(api, name)
+    raise AttributeError(f"module 'clipkit' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted({'__version__', *_importlib.import_module('clipkit.api').__all__})

@@ -15,7 +15,8 @@ from .eval import zero_shot_eval, classification_metrics, retrieval_metrics
 from .data.world import WorldConfig, make_pairs, world_tasks, world_retrieval
 from .data.sources import read_csv_pairs, read_wds_pairs, image_folder_task, few_shot, base_novel
 from .curation import Matcher, balance, BalancedSampler, pair_scores, score_filter, semdedup
-from .adapt.feature import ADAPTERS, Adapter, CannotTransfer
+from .adapt.base import ADAPTERS, Adapter, CannotTransfer
+import clipkit.adapt.feature  # noqa: F401  (registers the feature-level methods)
 import clipkit.adapt.prompt  # noqa: F401  (registers the prompt learners and MaPLe)
 import clipkit.adapt.weights  # noqa: F401  (registers fine-tuning)
 from .studies import run_study, list_studies

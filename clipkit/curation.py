@@ -9,7 +9,8 @@ import string
 from pathlib import Path
 from types import SimpleNamespace
 import numpy as np, pandas as pd, torch, torch.nn.functional as F
-from .config import get_settings, fingerprint, get_seed
+from .config import get_settings, get_seed
+from .util import fingerprint
 from .features import extract, text_features, model_fingerprint, data_fingerprint, cached_tensor
 
 # %% auto #0

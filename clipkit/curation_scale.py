@@ -5,7 +5,8 @@
 
 # %% ../nbs/08_curation.scale.ipynb #fe14e6c6
 from __future__ import annotations
-from .config import get_seed, atomic_path
+from .config import get_seed
+from .util import atomic_path
 import functools
 from pathlib import Path
 import numpy as np, pandas as pd

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np, torch, torch.nn.functional as F
 from .features import extract, image_features, stream_features, text_features, zero_shot_weights
 from .data.stream import shard_batches
-from .config import get_device, threads_beside_workers
+from .config import compute_device, threads_beside_workers
 
 # %% auto #0
 __all__ = ['classification_metrics', 'czsl_metrics', 'zero_shot_eval', 'retrieval_metrics', 'retrieval_eval', 'modality_gap']
@@ -91,7 +91,7 @@ def zero_shot_eval(
     tokenizer,  # the model's tokenizer
     task,  # a Task (in memory or of image files) or a ShardTask (streamed)
     preprocess=None,  # the model's transform (PIL images, files, shards)
-    device=None,  # 'cpu', 'cuda', ...; the settings' device where None
+    device=None,  # the model's device where None; another device is refused
     cache: bool = False,  # take the image features from the content-keyed cache
     cache_dir=None,  # the cache's folder; the settings' cache_dir where None
     workers: int = 0,  # DataLoader workers decoding image files or shards
@@ -165,15 +165,15 @@ def retrieval_eval(
     tokenizer,  # the model's tokenizer
     data,  # a RetrievalSet (images, captions, caption_image) or a ShardRetrieval (streamed)
     preprocess=None,  # the model's transform (needed for shards and PIL images)
-    device=None,  # 'cpu', 'cuda', ...; the settings' device where None
+    device=None,  # the model's device where None; another device is refused
     workers: int = 0,  # DataLoader workers decoding the shards
     batch_size: int = 256,  # images per forward pass
     ks=(1, 5, 10),  # the k of each Recall@k
 ) -> dict:
     "Image-text retrieval recall@k both ways (CLIP_benchmark's rule) on an in-memory or a streamed set."
-    device = get_device(device)
+    device = compute_device(model, device)
     if hasattr(data, 'shards'):
-        model.eval().to(device)
+        model.eval()
         images, captions, caption_image = [], [], []
         stream = shard_batches(data, preprocess, None, batch_size, workers=workers, once=True)
         with threads_beside_workers(workers, device):

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np, torch, torch.nn.functional as F
 import hashlib, warnings
 from PIL import Image
-from .config import fingerprint, get_settings, get_device, atomic_path, progress_bar
+from .config import get_settings, compute_device
+from .util import fingerprint, atomic_path, progress_bar
 from .config import threads_beside_workers
 from .types import Features, check_templates
 from .data.sources import BadInput, LazyImages
@@ -124,13 +125,13 @@ def image_features(
     preprocess=None,  # the model's transform (PIL images and files; tensors of another size)
     batch_size: int = 256,  # images per forward pass
     normalize: bool = True,  # L2-normalise the embeddings
-    device=None,  # 'cpu', 'cuda', ...; the settings' device where None
+    device=None,  # the model's device where None; another device is refused
     progress: bool = True,  # show a progress bar
     workers: int = 0,  # DataLoader workers decoding image files (LazyImages) while the model runs
 ) -> torch.Tensor:
     "Embed images in batches; image files are decoded and preprocessed in DataLoader workers."
-    device = get_device(device)
-    model.eval().to(device)
+    device = compute_device(model, device)
+    model.eval()
     pin = device.type == 'cuda'
     out = []
     inputs = _inputs(model, images, preprocess, batch_size, workers, pin)
@@ -148,14 +149,14 @@ def stream_features(
     preprocess,  # the model's transform
     batch_size: int = 256,  # images per forward pass
     normalize: bool = True,  # L2-normalise the embeddings
-    device=None,  # 'cpu', 'cuda', ...; the settings' device where None
+    device=None,  # the model's device where None; another device is refused
     workers: int = 0,  # DataLoader workers decoding the shards
     progress: bool = True,  # show a progress bar
 ) -> tuple:
     """Embed every image of a shard source in one pass: (features, labels or None, keys). A bad sample
     raises, naming it: dropping it would change the metric."""
-    device = get_device(device)
-    model.eval().to(device)
+    device = compute_device(model, device)
+    model.eval()
     pin = device.type == 'cuda'
     out, labels, keys = [], [], []
     stream = shard_batches(source, preprocess, None, batch_size, workers=workers, pin_memory=pin, once=True)
@@ -180,11 +181,11 @@ def text_features(
     texts: list,  # the captions or prompts
     batch_size: int = 1024,  # texts per forward pass
     normalize: bool = True,  # L2-normalise the embeddings
-    device=None,  # 'cpu', 'cuda', ...; the settings' device where None
+    device=None,  # the model's device where None; another device is refused
 ) -> torch.Tensor:
     "Embed captions or prompts in batches."
-    device = get_device(device)
-    model.eval().to(device)
+    device = compute_device(model, device)
+    model.eval()
     return torch.cat(
         [
             model.encode_text(tokenizer(list(texts[s : s + batch_size])).to(device), normalize=normalize)
@@ -212,7 +213,7 @@ def zero_shot_weights(
     tokenizer,  # its tokenizer
     classnames: list,  # the classes, in label order
     templates,  # a list of templates or a dict of prompts per class
-    device=None,  # the settings' device by default
+    device=None,  # the model's device where None; another device is refused
     aggregate: str = 'embeddings',  # 'embeddings' (CLIP, CuPL) or 'similarities' (DCLIP)
 ) -> torch.Tensor:
     "Zero-shot classifier weights (C, D) from each class's prompts, averaged as `aggregate` says."
@@ -260,7 +261,7 @@ def extract(
     preprocess=None,  # the model's transform, for tasks of PIL images
     tokenizer=None,  # with it, the class text weights are computed from the task's templates
     batch_size: int = 256,  # images per forward pass
-    device=None,  # the settings' device by default
+    device=None,  # the model's device where None; another device is refused
     cache: bool = True,  # read and write the content-keyed cache
     cache_dir=None,  # the settings' cache_dir by default
     progress: bool = True,  # show a progress bar over batches

@@ -13,10 +13,12 @@ import torch, torch.nn as nn, torch.nn.functional as F
 import torch.distributed as dist
 
 # %% auto #0
-__all__ = ['LOSSES', 'dist_info', 'gather', 'global_batch', 'clip_loss', 'multi_positive_loss', 'siglip_loss', 'row_ce',
-           'infoloob_loss', 'hopfield', 'cloob_loss', 'dcl_loss', 'cyclip_loss', 'cwcl_loss', 'alignment', 'uniformity',
-           'gap_loss', 'affinity_loss', 'distill_loss', 'symile_loss', 'pairwise_clip_loss', 'simclr_loss',
-           'structure_margin_loss', 'LossSpec', 'ContrastiveLoss', 'get_loss']
+__all__ = ['FEATURES', 'INPUTS', 'LOSSES', 'dist_info', 'gather', 'global_batch', 'clip_loss', 'multi_positive_loss',
+           'siglip_loss', 'row_ce', 'infoloob_loss', 'hopfield', 'cloob_loss', 'dcl_loss', 'cyclip_loss', 'cwcl_loss',
+           'alignment', 'uniformity', 'gap_loss', 'affinity_loss', 'distill_loss', 'symile_loss', 'pairwise_clip_loss',
+           'simclr_loss', 'structure_margin_loss', 'BatchInput', 'StepInputs', 'register_input', 'LossSpec',
+           'register_loss', 'simclr_term', 'structure_margin_term', 'ContrastiveLoss', 'get_loss', 'Term', 'Objective',
+           'objective', 'added_terms']
 
 # %% ../nbs/03_losses.ipynb #ba6a70a6
 def dist_info() -> tuple:
@@ -404,62 +406,158 @@ def structure_margin_loss(
     "Structure-CLIP's margin ranking loss: each true caption above its negative by `margin`."
     return F.relu(margin - (img * txt).sum(-1) + (img * negative).sum(-1)).mean()
 
-# %% ../nbs/03_losses.ipynb #474b3793
+# %% ../nbs/03_losses.ipynb #c0e219e8
+FEATURES = ('img', 'txt', 'scale', 'bias')  # what every step gives every term: features, scale, bias
+
+
+@dataclass(frozen=True)
+class BatchInput:
+    "How the trainer makes one per-batch input that a loss names in its `needs`."
+
+    name: str  # the name a loss's `needs` and its function's parameter use
+    make: Callable  # make(step: StepInputs) -> a tensor, a tuple of tensors, or None where the batch lacks it
+    encode: str = ''  # 'image' or 'text': inputs the model embeds in the step (then features); '': ready
+    doc: str = ''  # one line on what it holds
+
+
+@dataclass
+class StepInputs:
+    "What one training step offers the makers of per-batch inputs."
+
+    batch: object  # the clipkit.data.stream.Batch: keys, index (rows of `pairs`), views, ...
+    tokens: torch.Tensor  # the batch's caption tokens, on `device`
+    device: torch.device  # where the step computes
+    step: int  # the step's number, from 0
+    config: object = None  # the trainer's settings (clipkit.train.TrainConfig)
+    pairs: object = None  # the training Pairs; None for a shard stream
+    tokenizer: Callable | None = None  # the model's tokenizer
+    preprocess: Callable | None = None  # the model's transform, for PIL images
+    teacher: torch.nn.Module | None = None  # a frozen teacher model, if the run has one
+    memo: dict = field(default_factory=dict)  # kept across the run's steps: what a maker computes once
+
+
+INPUTS: dict = {}
+
+
+def register_input(
+    name: str,  # the input's name
+    make: Callable,  # make(step: StepInputs) -> value
+    encode: str = '',  # '', 'image' or 'text' (see BatchInput)
+    doc: str = '',  # one line on what it holds
+) -> BatchInput:
+    "Register (or replace) a per-batch input; returns its record."
+    if encode not in ('', 'image', 'text'):
+        raise ValueError(f"register_input: encode must be '', 'image' or 'text', got {encode!r}")
+    if name in FEATURES:
+        raise ValueError(f"register_input: {name!r} is given to every term already; choose another name")
+    INPUTS[name] = BatchInput(name, make, encode, doc)
+    return INPUTS[name]
+
+# %% ../nbs/03_losses.ipynb #5ae53d24
 @dataclass(frozen=True)
 class LossSpec:
-    "What clipkit knows about one contrastive loss."
+    "What clipkit knows about one loss: a contrastive loss, or a term added to one (init_scale None)."
 
     name: str  # the registry key
-    fn: Callable  # fn(img, txt, scale[, bias], **needs, **kw) -> scalar loss
-    init_scale: float  # the paper's initial exponentiated scale (1 / temperature)
+    fn: Callable  # contrastive: fn(img, txt, scale[, bias], **needs, **kw); added term: fn(**needs, **kw)
+    init_scale: float | None  # the paper's initial exponentiated scale (1 / temperature); None: an added term
     init_bias: float | None = None  # the paper's initial logit bias; None for losses without one
     learn_scale: bool = True  # False where the paper fixes the temperature
-    needs: tuple = ()  # per-batch inputs beyond the features, e.g. ('groups',) or ('frozen',)
+    needs: tuple = ()  # per-batch inputs beyond the features, e.g. ('groups',); an added term names all
     defaults: dict = field(default_factory=dict)  # keywords that define this entry (dclw: weighted=True)
     paper: str = ''  # where the formula comes from
+
+    @property
+    def added(self) -> bool:
+        "Whether this is an added term (no scale of its own) rather than a contrastive loss."
+        return self.init_scale is None
 
     def options(self) -> dict:
         "The keyword arguments that `get_loss` accepts for this loss, with their defaults."
         params = inspect.signature(self.fn).parameters
-        fixed = {'img', 'txt', 'scale', 'bias', *self.needs}
+        fixed = {*FEATURES, *self.needs}
         found = {k: p.default for k, p in params.items() if k not in fixed}
         return {**found, **self.defaults}
 
     def model_init(self) -> dict:
         "Keyword arguments for open_clip's model factory: the paper's initial scale (and bias)."
+        if self.added:
+            raise ValueError(
+                f"loss {self.name!r} is an added term; a model starts at its contrastive loss's scale"
+            )
         kw = {'init_logit_scale': math.log(self.init_scale)}
         if self.init_bias is not None:
             kw['init_logit_bias'] = self.init_bias
         return kw
 
 
-_CLIP_T = 1 / 0.07  # CLIP's initial temperature 0.07
-LOSSES = {
-    spec.name: spec
-    for spec in [
-        LossSpec('clip', clip_loss, _CLIP_T, paper='Radford et al. 2021'),
-        LossSpec(
-            'multi_positive', multi_positive_loss, _CLIP_T, needs=('groups',), paper='Khosla et al. 2020'
-        ),
-        LossSpec('siglip', siglip_loss, 10.0, -10.0, paper='Zhai et al. 2023'),
-        LossSpec('infoloob', infoloob_loss, 30.0, learn_scale=False, paper='Fürst et al. 2022'),
-        LossSpec('cloob', cloob_loss, 30.0, learn_scale=False, paper='Fürst et al. 2022'),
-        LossSpec('dcl', dcl_loss, 10.0, learn_scale=False, paper='Yeh et al. 2022'),
-        LossSpec(
-            'dclw', dcl_loss, 10.0, learn_scale=False, defaults={'weighted': True}, paper='Yeh et al. 2022'
-        ),
-        LossSpec('cyclip', cyclip_loss, _CLIP_T, paper='Goel et al. 2022'),
-        LossSpec('cwcl', cwcl_loss, _CLIP_T, needs=('frozen',), paper='Srinivasa et al. 2023'),
-        LossSpec('gap', gap_loss, _CLIP_T, paper='Wang & Isola 2020; Fahim et al. 2024'),
-        LossSpec('gap_xunif', gap_loss, _CLIP_T, defaults={'cross': True}, paper='Fahim et al. 2024'),
-        LossSpec('distill', distill_loss, _CLIP_T, needs=('t_img', 't_txt', 't_scale'), paper='open_clip'),
-        LossSpec(
-            'affinity', affinity_loss, _CLIP_T, needs=('t_img', 't_txt', 't_scale'), paper='Wu et al. 2023'
-        ),
-    ]
-}
+LOSSES: dict = {}
 
-# %% ../nbs/03_losses.ipynb #51d4a4fc
+
+def register_loss(
+    spec: LossSpec,  # the record; its name becomes the registry key
+) -> LossSpec:
+    "Register (or replace) a loss or an added term; returns the record."
+    params = inspect.signature(spec.fn).parameters
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    missing = [k for k in spec.needs if k not in params and not takes_any]
+    if missing:
+        raise ValueError(
+            f"register_loss: {spec.name!r} needs {missing}, but its function takes no such argument"
+        )
+    LOSSES[spec.name] = spec
+    return spec
+
+# %% ../nbs/03_losses.ipynb #04b498da
+def simclr_term(
+    views: tuple,  # the features of the batch's two augmented views (the 'views' input)
+    temperature: float = 0.1,  # SimCLR's temperature
+) -> torch.Tensor:
+    "SimCLR between the batch's two augmented views, as a term added to a contrastive loss."
+    return simclr_loss(*views, temperature)
+
+
+def structure_margin_term(
+    img: torch.Tensor,  # (B, D) the batch's image features
+    txt: torch.Tensor,  # (B, D) the features of their captions
+    negatives: torch.Tensor,  # (N, D) features of the negative captions of the rows that have one
+    has_negative: torch.Tensor,  # (B,) bool: which rows have a negative
+    margin: float = 0.1,  # the margin on cosine similarities
+) -> torch.Tensor:
+    "Structure-CLIP's margin over the rows that have a negative caption; 0 where no row has one."
+    if not bool(has_negative.any()):
+        return img.new_zeros(())
+    return structure_margin_loss(img[has_negative], txt[has_negative], negatives, margin)
+
+
+_CLIP_T = 1 / 0.07  # CLIP's initial temperature 0.07
+_TEACHER = ('t_img', 't_txt', 't_scale')
+for _spec in [
+    LossSpec('clip', clip_loss, _CLIP_T, paper='Radford et al. 2021'),
+    LossSpec('multi_positive', multi_positive_loss, _CLIP_T, needs=('groups',), paper='Khosla et al. 2020'),
+    LossSpec('siglip', siglip_loss, 10.0, -10.0, paper='Zhai et al. 2023'),
+    LossSpec('infoloob', infoloob_loss, 30.0, learn_scale=False, paper='Fürst et al. 2022'),
+    LossSpec('cloob', cloob_loss, 30.0, learn_scale=False, paper='Fürst et al. 2022'),
+    LossSpec('dcl', dcl_loss, 10.0, learn_scale=False, paper='Yeh et al. 2022'),
+    LossSpec('dclw', dcl_loss, 10.0, learn_scale=False, defaults={'weighted': True}, paper='Yeh et al. 2022'),
+    LossSpec('cyclip', cyclip_loss, _CLIP_T, paper='Goel et al. 2022'),
+    LossSpec('cwcl', cwcl_loss, _CLIP_T, needs=('frozen',), paper='Srinivasa et al. 2023'),
+    LossSpec('gap', gap_loss, _CLIP_T, paper='Wang & Isola 2020; Fahim et al. 2024'),
+    LossSpec('gap_xunif', gap_loss, _CLIP_T, defaults={'cross': True}, paper='Fahim et al. 2024'),
+    LossSpec('distill', distill_loss, _CLIP_T, needs=_TEACHER, paper='open_clip'),
+    LossSpec('affinity', affinity_loss, _CLIP_T, needs=_TEACHER, paper='Wu et al. 2023'),
+    LossSpec('simclr', simclr_term, None, needs=('views',), paper='Chen et al. 2020; Mu et al. 2022 (SLIP)'),
+    LossSpec(
+        'structure_margin',
+        structure_margin_term,
+        None,
+        needs=('img', 'txt', 'negatives', 'has_negative'),
+        paper='Huang et al. 2024 (Structure-CLIP)',
+    ),
+]:
+    register_loss(_spec)
+
+# %% ../nbs/03_losses.ipynb #b15729f3
 class ContrastiveLoss(nn.Module):
     "One registered loss with its keyword arguments fixed; called with features, scale, bias and extras."
 
@@ -484,13 +582,14 @@ class ContrastiveLoss(nn.Module):
         bias: torch.Tensor | None = None,  # the logit bias, for losses that have one
         **extras,  # the per-batch inputs named in spec.needs
     ) -> torch.Tensor:
-        missing = [k for k in self.spec.needs if extras.get(k) is None]
+        given = {'img': img, 'txt': txt, 'scale': scale, 'bias': bias, **extras}
+        missing = [k for k in self.spec.needs if given.get(k) is None]
         if missing:
             raise ValueError(f"loss {self.name!r} needs {missing} at each step")
-        args = (img, txt, scale)
-        if self.spec.init_bias is not None:
-            args = args + (bias,)
-        needed = {k: extras[k] for k in self.spec.needs}
+        needed = {k: given[k] for k in self.spec.needs}
+        if self.spec.added:
+            return self.spec.fn(**needed, **self.kw)
+        args = (img, txt, scale) if self.spec.init_bias is None else (img, txt, scale, bias)
         return self.spec.fn(*args, **needed, **self.kw)
 
     def extra_repr(self) -> str:
@@ -515,3 +614,83 @@ def get_loss(
             f"get_loss: loss {name!r} has no keyword {unknown}; it takes {sorted(spec.options())}"
         )
     return ContrastiveLoss(spec, **kw)
+
+# %% ../nbs/03_losses.ipynb #34eebcc7
+@dataclass(frozen=True)
+class Term:
+    "One weighted term of an objective."
+
+    loss: ContrastiveLoss  # the resolved loss (get_loss)
+    weight: float = 1.0  # its weight in the sum
+
+    @property
+    def name(self) -> str:
+        return self.loss.name
+
+
+class Objective:
+    "A contrastive loss and the terms added to it, resolved once: called, it returns (total, each term)."
+
+    def __init__(
+        self,
+        terms: list,  # Terms, the contrastive loss first
+    ):
+        if not terms or terms[0].loss.spec.added:
+            raise ValueError(
+                "objective: the first term must be a contrastive loss (it sets the model's scale)"
+            )
+        names = [t.name for t in terms]
+        if len(set(names)) < len(names):
+            raise ValueError(f"objective: a loss appears twice in {names}")
+        self.terms = list(terms)
+
+    @property
+    def spec(self) -> LossSpec:
+        "The contrastive loss's record: the model's initial scale and bias, and whether the scale is learned."
+        return self.terms[0].loss.spec
+
+    @property
+    def needs(self) -> tuple:
+        "The per-batch inputs the terms need, beyond the features, in order of first mention."
+        names = [k for t in self.terms for k in t.loss.spec.needs if k not in FEATURES]
+        return tuple(dict.fromkeys(names))
+
+    def __call__(
+        self,
+        img: torch.Tensor,  # (B, D) normalised image features
+        txt: torch.Tensor,  # (B, D) normalised text features
+        scale: torch.Tensor,  # the exponentiated logit scale
+        bias: torch.Tensor | None = None,  # the logit bias
+        inputs: dict | None = None,  # the per-batch inputs, by name
+    ) -> tuple:
+        "(weighted sum, {term name: its unweighted value})."
+        parts = {t.name: t.loss(img, txt, scale, bias, **(inputs or {})) for t in self.terms}
+        total = self.terms[0].weight * parts[self.terms[0].name]
+        for t in self.terms[1:]:
+            total = total + t.weight * parts[t.name]
+        return total, parts
+
+    def __repr__(self) -> str:
+        return 'Objective(' + ' + '.join(f'{t.weight:g} * {t.loss!r}' for t in self.terms) + ')'
+
+
+def objective(
+    loss: str = 'clip',  # the contrastive loss, a key of LOSSES
+    loss_kw: dict | None = None,  # its keywords
+    terms=(),  # added terms: (name, weight) or (name, weight, {keywords}) each
+) -> Objective:
+    "Resolve an objective once: every name and keyword is checked here, before any step runs."
+    resolved = [Term(get_loss(loss, **(loss_kw or {})), 1.0)]
+    for term in terms:
+        if isinstance(term, str) or len(term) not in (2, 3):
+            raise ValueError(f"objective: a term is (name, weight) or (name, weight, keywords), got {term!r}")
+        name, weight, kw = (*term, {})[:3]
+        if name in LOSSES and not LOSSES[name].added:
+            raise ValueError(f"objective: {name!r} is a contrastive loss; added terms are {added_terms()}")
+        resolved.append(Term(get_loss(name, **kw), float(weight)))
+    return Objective(resolved)
+
+
+def added_terms() -> list:
+    "The names of the registered added terms."
+    return sorted(name for name, spec in LOSSES.items() if spec.added)

@@ -8,7 +8,8 @@ from __future__ import annotations
 import json, os
 from pathlib import Path
 import open_clip
-from .config import fingerprint, get_device, atomic_path, write_atomic
+from .config import get_device
+from .util import fingerprint, atomic_path, write_atomic
 from .losses import get_loss
 
 # %% auto #0
@@ -102,6 +103,7 @@ def create(
             ) from e
         raise
     m.model_cfg = cfg  # kept so that `save` can write open_clip_config.json
+    m.init_loss = loss  # the trainer's loss where TrainConfig.loss is None: the loss is named once
     return m, open_clip.get_tokenizer(name), preprocess
 
 # %% ../nbs/04_models.ipynb #c4c7d104

@@ -10,9 +10,11 @@ import contextlib, hashlib, itertools, json, math, shutil, time, warnings
 from dataclasses import dataclass, asdict, field, replace
 from pathlib import Path
 import numpy as np, pandas as pd, torch
-from .config import set_threads, seed_everything, get_device, get_seed, fingerprint
-from .config import atomic_path, write_atomic, clean_temporaries, progress_bar, report_progress
-from .losses import LOSSES, ContrastiveLoss, get_loss, dist_info, simclr_loss, structure_margin_loss
+from .config import run_context, get_seed, local_rank
+from .util import fingerprint
+from .util import atomic_path, write_atomic, clean_temporaries, progress_bar, report_progress
+from .losses import INPUTS, ContrastiveLoss, Objective, StepInputs, Term, dist_info, get_loss
+from .losses import objective, register_input
 from . import models
 from .types import take_images
 from .features import image_batch, prompts_for, data_fingerprint
@@ -23,7 +25,8 @@ from .data.stream import augmented_inputs
 # %% auto #0
 __all__ = ['PRECISIONS', 'SSL_VIEWS', 'RUN_ONLY_FIELDS', 'TrainConfig', 'lr_at', 'make_optimizers', 'batch_order',
            'sampler_order', 'train_step', 'augments', 'augment_images', 'Augment', 'group_ids', 'prepare',
-           'data_identity', 'checkpoint_problem', 'init_distributed', 'batches', 'train', 'task_pairs', 'world_model']
+           'objective_of', 'data_identity', 'checkpoint_problem', 'init_distributed', 'distributed_model', 'batches',
+           'train', 'task_pairs', 'world_model']
 
 # %% ../nbs/06_train.ipynb #8c1650f0
 @dataclass
@@ -38,18 +41,14 @@ class TrainConfig:
     betas: tuple = (0.9, 0.98)  # AdamW's moment coefficients (open_clip's defaults for CLIP)
     eps: float = 1e-6  # AdamW's denominator epsilon
     fused_adamw: bool = False  # torch's fused AdamW kernel: the same update to float rounding, a faster step
-    loss: str = 'clip'  # a name in clipkit.losses.LOSSES
+    loss: str | None = None  # a contrastive loss in LOSSES; None: the model's (create(loss=)), else 'clip'
     loss_kw: dict = field(default_factory=dict)  # keyword arguments of the loss, checked by get_loss
+    terms: tuple = ()  # added terms, (name, weight[, {keywords}]) each: (('simclr', 1.0),)
     positives: str | None = None  # multi_positive groups: 'caption', or a metadata column (e.g. 'shapes')
     rewrite_prob: float = 0.0  # LaCLIP: chance of training on one of pairs.meta['rewrites'] instead
     crop_scale: tuple | None = None  # random resized crop: the kept area's share range, e.g. (0.5, 1.0)
     color_jitter: float = 0.0  # brightness, contrast and saturation each scaled by U(1 - j, 1 + j)
     hflip: float = 0.0  # chance of a horizontal flip, for images whose caption says neither left nor right
-    ssl: str = ''  # an added image self-supervised loss: '' (none) or 'simclr' (two more augmented views)
-    ssl_weight: float = 1.0  # the added loss's weight in the total
-    ssl_temperature: float = 0.1  # SimCLR's temperature
-    hard_negative_weight: float = 0.0  # Structure-CLIP: weight of the margin loss on pairs.meta['negative']
-    hard_negative_margin: float = 0.1  # its margin on cosine similarities
     fixed_scale: float | None = None  # fix the exponentiated scale at this value instead of learning it
     lock_image: bool = False  # LiT: freeze the image tower
     lock_text: bool = False  # freeze the text tower
@@ -70,6 +69,9 @@ class TrainConfig:
     log_every: int = 0  # a log line (loss, lr, scale, samples/s, data wait) every N steps (0: none)
     log_dir: str | None = None  # where train.log (and TensorBoard events) go; ckpt_dir where None
     report_to: str = ''  # 'tensorboard' also writes the logged values as TensorBoard scalars
+
+    def __post_init__(self):
+        self.terms = tuple(tuple(term) if isinstance(term, list) else term for term in self.terms)
 
 # %% ../nbs/06_train.ipynb #9205e5ef
 def lr_at(
@@ -167,40 +169,60 @@ def _forward(net, x, t, precision):
     )
 
 
+def _as_objective(objective) -> Objective:
+    return objective if isinstance(objective, Objective) else Objective([Term(get_loss(objective))])
+
+
+def _losses(total, parts) -> dict:
+    "The step's loss, and each term's value when there are several."
+    out = {'loss': total.item()}
+    if len(parts) > 1:
+        out.update({f'loss.{name}': value.item() for name, value in parts.items()})
+    return out
+
+# %% ../nbs/06_train.ipynb #f649e7ee
+def _encoded_forward(net, images, tokens, inputs, precision):
+    """One forward pass of the batch and of every input the model must embed (augmented views, negative
+    captions), so that DDP sees a single pass; returns the batch's features and the inputs as features."""
+    kinds = {k: INPUTS[k].encode for k in inputs if k in INPUTS and INPUTS[k].encode}
+    parts = {k: inputs[k] if isinstance(inputs[k], tuple) else (inputs[k],) for k in kinds}
+    extra_images = [x for k in kinds if kinds[k] == 'image' for x in parts[k]]
+    extra_tokens = [x for k in kinds if kinds[k] == 'text' for x in parts[k]]
+    i, t, s, b = _forward(
+        net, torch.cat([images, *extra_images]), torch.cat([tokens, *extra_tokens]), precision
+    )
+    rest = {'image': i[len(images) :], 'text': t[len(tokens) :]}
+    features = dict(inputs)
+    for k, kind in kinds.items():
+        sizes = [len(x) for x in parts[k]]
+        pieces, rest[kind] = rest[kind][: sum(sizes)].split(sizes), rest[kind][sum(sizes) :]
+        features[k] = pieces if isinstance(inputs[k], tuple) else pieces[0]
+    return i[: len(images)], t[: len(tokens)], s, b, features
+
+# %% ../nbs/06_train.ipynb #5d94a98f
 def train_step(
     net,  # the model, or its DistributedDataParallel wrapper
     images: torch.Tensor,  # this process's model-ready image batch
     tokens: torch.Tensor,  # this process's tokenised captions
-    loss_fn: ContrastiveLoss,  # the resolved loss (clipkit.losses.get_loss)
+    objective: Objective | ContrastiveLoss | str,  # the resolved objective (clipkit.losses.objective)
     cfg: TrainConfig,  # precision and grad_accum are read from here
-    extras: dict | None = None,  # per-batch inputs the loss needs (groups, teacher features)
+    inputs: dict | None = None,  # the per-batch inputs the objective needs, by name
     scaler=None,  # a torch.amp.GradScaler for fp16: the loss is scaled before backward
-    views: tuple | None = None,  # two augmented views of the images for the added SSL loss (cfg.ssl)
-    negatives: tuple | None = None,  # (tokens of the negatives, (B,) bool: which rows have one)
-) -> float:
-    "Forward and backward over one local batch in `cfg.grad_accum` micro-batches; returns the loss."
-    extras = extras or {}
+) -> dict:
+    """Forward and backward over one local batch in `cfg.grad_accum` micro-batches; returns the loss and,
+    where the objective has several terms, each term's value."""
+    objective, inputs = _as_objective(objective), inputs or {}
     backward = lambda loss: (scaler.scale(loss) if scaler is not None else loss).backward()
-    if views is not None or negatives is not None:  # one forward of everything, so DDP sees a single pass
-        all_images = torch.cat([images, *views]) if views is not None else images
-        all_tokens = torch.cat([tokens, negatives[0]]) if negatives is not None else tokens
-        i, t, s, b = _forward(net, all_images, all_tokens, cfg.precision)
-        i, view_features = i[: len(images)], i[len(images) :].split(len(images))
-        t, negative_features = t[: len(tokens)], t[len(tokens) :]
-        loss = loss_fn(i, t, s, b, **extras)
-        if views is not None:
-            loss = loss + cfg.ssl_weight * simclr_loss(*view_features, cfg.ssl_temperature)
-        if negatives is not None and negatives[1].any():
-            has = negatives[1]
-            margin_loss = structure_margin_loss(i[has], t[has], negative_features, cfg.hard_negative_margin)
-            loss = loss + cfg.hard_negative_weight * margin_loss
-        backward(loss)
-        return loss.item()
+    if any(k in INPUTS and INPUTS[k].encode for k in inputs):
+        i, t, s, b, features = _encoded_forward(net, images, tokens, inputs, cfg.precision)
+        total, parts = objective(i, t, s, b, features)
+        backward(total)
+        return _losses(total, parts)
     if cfg.grad_accum == 1:
         i, t, s, b = _forward(net, images, tokens, cfg.precision)
-        loss = loss_fn(i, t, s, b, **extras)
-        backward(loss)
-        return loss.item()
+        total, parts = objective(i, t, s, b, inputs)
+        backward(total)
+        return _losses(total, parts)
     xs, ts = images.chunk(cfg.grad_accum), tokens.chunk(cfg.grad_accum)
     with torch.no_grad():
         cache = [_forward(net, x, t, cfg.precision) for x, t in zip(xs, ts)]
@@ -212,9 +234,9 @@ def train_step(
             t = torch.cat([c[1] for c in cache[:j]] + [t_j] + [c[1] for c in cache[j + 1 :]])
             if j:
                 s, b = s.detach(), (None if b is None else b.detach())
-            loss = loss_fn(i, t, s, b, **extras)
-            backward(loss)
-    return loss.item()
+            total, parts = objective(i, t, s, b, inputs)
+            backward(total)
+    return _losses(total, parts)
 
 # %% ../nbs/06_train.ipynb #6c98d2b1
 import re
@@ -284,14 +306,15 @@ def augment_images(
 
 class Augment:
     """The trainer's augmentations of one sample, drawn from the sample's own seed: the augmented image and,
-    for the SSL loss, its two SimCLR views of the augmented image. Picklable: the loader workers run it."""
+    for the SimCLR term, its two views of the augmented image. Picklable: the loader workers run it."""
 
     def __init__(
         self,
-        cfg: TrainConfig,  # crop_scale, color_jitter, hflip and ssl are read from here
+        cfg: TrainConfig,  # crop_scale, color_jitter and hflip are read from here
+        views: bool = False,  # also draw SimCLR's two views of each image (for the 'views' input)
     ):
         self.crop_scale, self.color_jitter, self.hflip = cfg.crop_scale, cfg.color_jitter, cfg.hflip
-        self.augments, self.ssl = augments(cfg), bool(cfg.ssl)
+        self.augments, self.views = augments(cfg), views
 
     def __call__(
         self,
@@ -308,7 +331,7 @@ class Augment:
                 images, generator, self.crop_scale, self.color_jitter, self.hflip, allowed
             )
         outputs = [images]
-        if self.ssl:
+        if self.views:
             outputs += [
                 augment_images(images, generator, flip_allowed=allowed, **SSL_VIEWS) for _ in range(2)
             ]
@@ -324,27 +347,74 @@ def group_ids(
     return torch.as_tensor(pd.factorize(pd.Series(vals))[0], dtype=torch.long)
 
 
+def _groups(step: StepInputs) -> torch.Tensor:
+    if not step.config.positives:
+        raise ValueError("train: loss 'multi_positive' needs cfg.positives ('caption' or a metadata column)")
+    if 'groups' not in step.memo:
+        step.memo['groups'] = group_ids(step.pairs, step.config.positives)
+    return step.memo['groups'][step.batch.index].to(step.device)
+
+
 @torch.no_grad()
-def _teacher_extras(teacher, ims, t, loss, preprocess):
-    ti = teacher.encode_image(image_batch(teacher, ims, preprocess), normalize=True).float()
-    tt = teacher.encode_text(t, normalize=True).float()
-    return (
-        {'frozen': tt}
-        if loss == 'cwcl'
-        else {'t_img': ti, 't_txt': tt, 't_scale': teacher.logit_scale.exp().float()}
-    )
+def _teacher(step: StepInputs) -> dict:
+    "The teacher's features of the step's batch, computed once per step for every input that reads them."
+    if step.teacher is None:
+        raise ValueError("train: the objective needs a teacher's features; pass teacher= to train")
+    if step.memo.get('teacher_step') != step.step:
+        images = take_images(step.pairs.images, step.batch.index)
+        images = images.to(step.device) if isinstance(images, torch.Tensor) else images
+        pixels = image_batch(step.teacher, images, step.preprocess)
+        step.memo['teacher'] = {
+            't_img': step.teacher.encode_image(pixels, normalize=True).float(),
+            't_txt': step.teacher.encode_text(step.tokens, normalize=True).float(),
+            't_scale': step.teacher.logit_scale.exp().float(),
+        }
+        step.memo['teacher_step'] = step.step
+    return step.memo['teacher']
+
+# %% ../nbs/06_train.ipynb #625a76e6
+def _negatives(step: StepInputs) -> dict:
+    "Tokens of the negative captions of the batch's rows that have one, and which rows those are."
+    if 'negative_tokens' not in step.memo:
+        if step.pairs is None or 'negative' not in step.pairs.meta:
+            raise ValueError(
+                "train: the structure_margin term needs Pairs with meta['negative'] (a caption or None per "
+                "pair; clipkit.data.world.structure_negatives writes them for the world)"
+            )
+        negative = step.pairs.meta['negative']
+        step.memo['has_negative'] = torch.tensor([isinstance(n, str) for n in negative])
+        step.memo['negative_tokens'] = step.tokenizer([n if isinstance(n, str) else '' for n in negative])
+    has = step.memo['has_negative'][step.batch.index]
+    return {'negatives': step.memo['negative_tokens'][step.batch.index[has]].to(step.device), 'has': has}
 
 
+def _views(step: StepInputs) -> tuple:
+    if step.batch.views is None:
+        raise ValueError("train: the simclr term needs the loader's two augmented views of each image")
+    return tuple(v.to(step.device, non_blocking=step.device.type == 'cuda') for v in step.batch.views)
+
+
+register_input('groups', _groups, doc="a group id per row (TrainConfig.positives)")
+for _name in ('t_img', 't_txt', 't_scale'):
+    register_input(_name, lambda step, name=_name: _teacher(step)[name], doc="the teacher's " + _name[2:])
+register_input('frozen', lambda step: _teacher(step)['t_txt'], doc="the teacher's text features (CWCL)")
+register_input('views', _views, encode='image', doc="two augmented views of each image (SimCLR)")
+register_input('negatives', lambda s: _negatives(s)['negatives'], encode='text', doc='negative captions')
+register_input('has_negative', lambda s: _negatives(s)['has'].to(s.device), doc='rows with a negative')
+{name: (spec.encode or 'ready', spec.doc) for name, spec in INPUTS.items()}
+
+# %% ../nbs/06_train.ipynb #cdfa79ba
 def prepare(
     model,  # an open_clip model
     cfg: TrainConfig,  # the trainer's settings
+    objective: Objective | None = None,  # the resolved objective; resolved from cfg where None
 ):
     "Apply tower locks, a fixed temperature and gradient checkpointing to `model` before training."
+    spec = (objective or objective_of(cfg, model)).spec
     if cfg.lock_image:
         model.lock_image_tower(unlocked_groups=0, freeze_bn_stats=True)
     if cfg.lock_text:
         model.lock_text_tower(unlocked_layers=0, freeze_layer_norm=True)
-    spec = LOSSES[cfg.loss]
     if cfg.fixed_scale or not spec.learn_scale:
         with torch.no_grad():
             model.logit_scale.fill_(math.log(cfg.fixed_scale or spec.init_scale))
@@ -352,6 +422,15 @@ def prepare(
     if cfg.grad_checkpointing:
         model.set_grad_checkpointing(True)
     return model
+
+
+def objective_of(
+    cfg: TrainConfig,  # loss, loss_kw and terms are read from here
+    model=None,  # the model; where cfg.loss is None, the loss it was created for (create(..., loss=))
+) -> Objective:
+    "The objective of a run, resolved once: its loss and every added term, names and keywords checked."
+    loss = cfg.loss or getattr(model, 'init_loss', None) or 'clip'
+    return objective(loss, cfg.loss_kw, cfg.terms)
 
 # %% ../nbs/06_train.ipynb #544bd1e1
 RUN_ONLY_FIELDS = (
@@ -505,7 +584,7 @@ def _load_ckpt(model, opts, cfg, data_id, allow_changed, ignore=(), scaler=None)
         raise RuntimeError(f"train: no usable checkpoint in {root}: " + '; '.join(problems))
     return 0, []
 
-
+# %% ../nbs/06_train.ipynb #592f4508
 def _mean_over_processes(v: float) -> float:
     import torch.distributed as dist
 
@@ -517,13 +596,27 @@ def _mean_over_processes(v: float) -> float:
 def init_distributed(
     backend: str | None = None,  # 'nccl' or 'gloo'; nccl where CUDA is present
 ) -> tuple:
-    """Initialise torch.distributed from torchrun's environment if it is set and not yet done; return (rank,
-    world)."""
+    """Initialise torch.distributed from torchrun's environment if it is set and not yet done, with this
+    process on its own GPU (`cuda:LOCAL_RANK`) where there is CUDA; return (rank, world)."""
     import os, torch.distributed as dist
 
     if int(os.environ.get('WORLD_SIZE', '1')) > 1 and not dist.is_initialized():
+        if torch.cuda.is_available():
+            torch.cuda.set_device(local_rank())  # nccl binds each process to the current device
         dist.init_process_group(backend or ('nccl' if torch.cuda.is_available() else 'gloo'))
     return dist_info()
+
+
+def distributed_model(
+    model: torch.nn.Module,  # the model, already on `device`
+    device: torch.device,  # this process's device (RunContext.device: cuda:LOCAL_RANK under torchrun)
+):
+    "The model wrapped in DistributedDataParallel on this process's device (device_ids only for CUDA)."
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    if device.type == 'cuda':
+        return DDP(model, device_ids=[device.index], output_device=device.index)
+    return DDP(model)
 
 # %% ../nbs/06_train.ipynb #90ed2cf5
 def _rewrite_tokens(pairs, tokenizer):
@@ -579,10 +672,11 @@ def batches(
     rank: int = 0,  # this process
     world: int = 1,  # the number of processes
     pin_memory: bool = False,  # pin batches for non-blocking copies to a GPU
+    views: bool = False,  # also draw two SimCLR views of each image (the objective's 'views' input)
 ):
     "This process's Batches from step `start` on, from any source, in the order of an uninterrupted run."
     local = cfg.batch_size // world
-    augment = Augment(cfg) if augments(cfg) or cfg.ssl else None
+    augment = Augment(cfg, views) if augments(cfg) or views else None
     if hasattr(pairs, 'shards'):
         return shard_batches(
             pairs,
@@ -685,8 +779,9 @@ class _TrainLog:
         rate = float(np.mean([r['samples_per_s'] for r in self.window]))
         wait = float(np.mean([r['data_wait'] for r in self.window]))
         self.window = []
+        terms = '  '.join(f'{k[5:]} {v:.4f}' for k, v in row.items() if k.startswith('loss.'))
         line = (
-            f"step {row['step']}  loss {row['loss']:.4f}  lr {row['lr']:.2e}  "
+            f"step {row['step']}  loss {row['loss']:.4f}  {terms + '  ' if terms else ''}lr {row['lr']:.2e}  "
             f"scale {row['logit_scale']:.2f}  {rate:.0f} samples/s  data wait {100 * wait:.0f}% of a step"
         )
         print(line, flush=True)
@@ -695,7 +790,7 @@ class _TrainLog:
             self.file.write(json.dumps(values | {'data_wait': wait}) + '\n')
             self.file.flush()
         if self.writer is not None:
-            for k in ('loss', 'lr', 'logit_scale'):
+            for k in [k for k in row if k.startswith('loss')] + ['lr', 'logit_scale']:
                 self.writer.add_scalar(f'train/{k}', row[k], row['step'])
             self.writer.add_scalar('train/samples_per_s', rate, row['step'])
             self.writer.add_scalar('train/data_wait', wait, row['step'])
@@ -704,6 +799,48 @@ class _TrainLog:
         for f in (self.file, self.writer):
             if f is not None:
                 f.close()
+
+# %% ../nbs/06_train.ipynb #2d73935d
+def _check_run(model, pairs, cfg: TrainConfig, objective: Objective, teacher, sampler, world: int):
+    "Refuse, before any work, a run whose settings, data and objective do not fit together."
+    spec, needs = objective.spec, objective.needs
+    unknown = [k for k in needs if k not in INPUTS]
+    if unknown:
+        raise ValueError(
+            f"train: the objective needs {unknown}, which no registered input makes (register_input)"
+        )
+    if spec.init_bias is not None and getattr(model, 'logit_bias', None) is None:
+        raise ValueError(
+            f"train: loss {spec.name!r} needs a model with logit_bias; create it with "
+            f"clipkit.models.create(..., loss={spec.name!r})"
+        )
+    if spec.init_bias is None and getattr(model, 'logit_bias', None) is not None:
+        raise ValueError(
+            f"train: the model has a logit_bias, which loss {spec.name!r} does not use; name the loss it was "
+            f"created for (create(..., loss=...) records it as model.init_loss)"
+        )
+    if any(k in ('t_img', 't_txt', 't_scale', 'frozen') for k in needs) and teacher is None:
+        raise ValueError(f"train: {spec.name!r} needs teacher=")
+    if 'groups' in needs and not cfg.positives:
+        raise ValueError("train: loss 'multi_positive' needs cfg.positives ('caption' or a metadata column)")
+    if any(INPUTS[k].encode for k in needs) and cfg.grad_accum > 1:
+        raise ValueError(f"train: the inputs {list(needs)} are embedded with whole batches; use grad_accum=1")
+    streaming = hasattr(pairs, 'shards')
+    if 'negatives' in needs and (streaming or 'negative' not in pairs.meta):
+        raise ValueError(
+            "train: the structure_margin term needs Pairs with meta['negative'] (a caption or None per pair; "
+            "clipkit.data.world.structure_negatives writes them for the world)"
+        )
+    if streaming and (cfg.rewrite_prob > 0 or cfg.positives or teacher is not None or sampler is not None):
+        raise ValueError(
+            "train: caption rewrites, positives, teachers and samplers need Pairs (in memory or files in a "
+            "table); a ShardPairs stream has no row index"
+        )
+    if cfg.batch_size % (world * cfg.grad_accum):
+        raise ValueError(
+            f"train: batch_size {cfg.batch_size} is not divisible by {world} processes x grad_accum "
+            f"{cfg.grad_accum}"
+        )
 
 # %% ../nbs/06_train.ipynb #07dcfc9b
 def train(
@@ -716,63 +853,30 @@ def train(
     resume: bool = True,  # continue from the newest good checkpoint in ckpt_dir, if there is one
     allow_changed=(),  # config fields (or 'data') a resumed run may change, e.g. ('steps',); True: any
     until: int | None = None,  # stop after this step (as if interrupted), keeping the schedule of cfg.steps
-    teacher=None,  # a frozen model for the distill, affinity and cwcl losses
+    teacher=None,  # a frozen model for the distill, affinity and cwcl losses (their teacher inputs)
     sampler=None,  # choose each epoch's rows (clipkit.curation.BalancedSampler: online MetaCLIP balancing)
 ) -> pd.DataFrame:
     "Train `model` contrastively on `pairs`; returns the history as a DataFrame."
     cfg = cfg or TrainConfig()
-    cfg = replace(cfg, seed=get_seed(cfg.seed))
-    loss_fn = get_loss(cfg.loss, **cfg.loss_kw)  # resolved once: a wrong name or keyword fails here
-    needs = loss_fn.spec.needs
-    if ('t_img' in needs or 'frozen' in needs) and teacher is None:
-        raise ValueError(f"train: loss {cfg.loss!r} needs teacher=")
-    if 'groups' in needs and not cfg.positives:
-        raise ValueError("train: loss 'multi_positive' needs cfg.positives ('caption' or a metadata column)")
-    if loss_fn.spec.init_bias is not None and getattr(model, 'logit_bias', None) is None:
-        raise ValueError(
-            f"train: loss {cfg.loss!r} needs a model with logit_bias; create it with "
-            f"clipkit.models.create(..., loss={cfg.loss!r})"
-        )
+    ctx = run_context(cfg.device, cfg.seed, cfg.threads)  # resolved once: device, seed, threads
+    cfg = replace(cfg, seed=ctx.seed)
+    goal = objective_of(cfg, model)  # resolved once: every name and keyword is checked here
     rank, world = dist_info()
-    if cfg.batch_size % (world * cfg.grad_accum):
-        raise ValueError(
-            f"train: batch_size {cfg.batch_size} is not divisible by {world} processes x grad_accum "
-            f"{cfg.grad_accum}"
-        )
-    set_threads(cfg.threads)
-    seed_everything(cfg.seed)
-    dev = get_device(cfg.device)
-    prepare(model, cfg).to(dev).train()
+    _check_run(model, pairs, cfg, goal, teacher, sampler, world)
+    ctx.apply()
+    dev = ctx.device
+    prepare(model, cfg, goal).to(dev).train()
     if teacher is not None:
         teacher.to(dev).eval().requires_grad_(False)
     streaming = hasattr(pairs, 'shards')
-    if cfg.ssl not in ('', 'simclr'):
-        raise ValueError(f"train: ssl must be '' or 'simclr', got {cfg.ssl!r}")
-    if (cfg.ssl or cfg.hard_negative_weight) and cfg.grad_accum > 1:
-        raise ValueError("train: the SSL and hard-negative losses run on whole batches; use grad_accum=1")
-    if cfg.hard_negative_weight and (streaming or 'negative' not in pairs.meta):
-        raise ValueError(
-            "train: hard_negative_weight > 0 needs Pairs with meta['negative'] (a caption or None per pair; "
-            "clipkit.data.world.structure_negatives writes them for the world)"
-        )
-    if streaming and (cfg.rewrite_prob > 0 or cfg.positives or teacher is not None or sampler is not None):
-        raise ValueError(
-            "train: caption rewrites, positives, teachers and samplers need Pairs (in memory or files in a "
-            "table); a ShardPairs stream has no row index"
-        )
     tokens = None if streaming else tokenizer(list(pairs.captions))
     alt = _rewrite_tokens(pairs, tokenizer) if cfg.rewrite_prob > 0 else None
-    groups = group_ids(pairs, cfg.positives) if cfg.positives else None
-    if cfg.hard_negative_weight:
-        has_negative = torch.tensor([isinstance(n, str) for n in pairs.meta['negative']])
-        negative_tokens = tokenizer([n if isinstance(n, str) else '' for n in pairs.meta['negative']])
+    memo = {}  # what the input makers compute once per run
     opts = make_optimizers(model, replace(cfg, sparse_embedding=cfg.sparse_embedding and world == 1))
     scaler = torch.amp.GradScaler(dev.type) if cfg.precision == 'fp16' else None
     net = model
     if world > 1:
-        from torch.nn.parallel import DistributedDataParallel as DDP
-
-        net = DDP(model, device_ids=[dev.index] if dev.type == 'cuda' else None)
+        net = distributed_model(model, dev)
     data_id = data_identity(pairs) if cfg.ckpt_dir else None
     if cfg.ckpt_dir and not resume and _candidates(Path(cfg.ckpt_dir)):
         raise ValueError(
@@ -786,7 +890,8 @@ def train(
     )
     t0 = time.perf_counter() - (history[-1]['seconds'] if history else 0)
     pin = dev.type == 'cuda'
-    stream = iter(batches(model, pairs, preprocess, tokenizer, cfg, start, sampler, rank, world, pin))
+    views = 'views' in goal.needs
+    stream = iter(batches(model, pairs, preprocess, tokenizer, cfg, start, sampler, rank, world, pin, views))
     bad = BadSamples()
     log = _TrainLog(cfg, rank)
     bar = progress_bar(
@@ -807,28 +912,21 @@ def train(
             batch = bad.add(next(stream))
         data_seconds = time.perf_counter() - t_step
         x = batch.images.to(dev, non_blocking=pin)
-        extras = {}
         if batch.index is None:
             t = batch.tokens.to(dev, non_blocking=pin)
         else:
             idx = batch.index
             t = (tokens[idx] if alt is None else _pick_rewrites(tokens, alt, idx, cfg, step)).to(dev)
-            if groups is not None:
-                extras['groups'] = groups[idx].to(dev)
-            if teacher is not None:
-                ims = take_images(pairs.images, idx)
-                ims = ims if not isinstance(ims, torch.Tensor) else ims.to(dev)
-                extras.update(_teacher_extras(teacher, ims, t, cfg.loss, preprocess))
+        made = StepInputs(
+            batch, t, dev, step, cfg, None if streaming else pairs, tokenizer, preprocess, teacher, memo
+        )
+        inputs = {name: INPUTS[name].make(made) for name in goal.needs}
         for o in opts:
             o.zero_grad(set_to_none=True)
-        views = None if batch.views is None else tuple(v.to(dev, non_blocking=pin) for v in batch.views)
-        negatives = None
-        if cfg.hard_negative_weight:
-            has = has_negative[batch.index]
-            negatives = (negative_tokens[batch.index[has]].to(dev), has.to(dev))
-        loss = train_step(net, x, t, loss_fn, cfg, extras, scaler, views, negatives)
+        losses = train_step(net, x, t, goal, cfg, inputs, scaler)
         if world > 1:
-            loss = _mean_over_processes(loss)
+            losses = {k: _mean_over_processes(v) for k, v in losses.items()}
+        loss = losses['loss']
         for o in opts:
             scaler.step(o) if scaler is not None else o.step()
         if scaler is not None:
@@ -838,7 +936,7 @@ def train(
         now = time.perf_counter()
         row = dict(
             step=step + 1,
-            loss=loss,
+            **losses,
             lr=lr,
             logit_scale=model.logit_scale.exp().item(),
             seconds=now - t0,
@@ -921,7 +1019,7 @@ def world_model(
         m, tok, pre = models.load(d)
         return m, tok, pre, pd.read_csv(d / 'history.csv')
     torch.manual_seed(cfg.seed)
-    m, tok, pre = models.create(model, loss=cfg.loss)  # the loss's initial scale (and bias)
+    m, tok, pre = models.create(model, loss=cfg.loss or 'clip')  # the loss's initial scale (and bias)
     pool = make_pairs(world, n_pairs, seed=cfg.seed)
     hist = train(m, tok, pool, cfg)
     if cache:

@@ -10,12 +10,65 @@ import pandas as pd
 from scipy import stats
 
 # %% auto #0
-__all__ = ['verdict', 'verdict_line', 'chance_verdict', 'chance_line', 'verdict_table']
+__all__ = ['seed_values', 'pair_by_seed', 'verdict', 'verdict_line', 'chance_verdict', 'chance_line', 'verdict_table']
+
+# %% ../nbs/11_verdicts.ipynb #02b33eb9
+def seed_values(
+    rows: pd.DataFrame,  # tidy results: one row per (arm, seed, ...) with a seed column
+    value: str,  # the column holding the result
+    seed='seed',  # the column holding the seed, or the columns of a paired unit, e.g. ['loss', 'seed']
+    **where,  # column=value conditions choosing one arm's rows, e.g. method='CoOp', shots=4
+) -> pd.Series:
+    "One arm's results keyed by seed, from tidy rows; two rows for one seed raise, naming the seed."
+    chosen = rows
+    for column, wanted in where.items():
+        if column not in rows:
+            raise KeyError(f"seed_values: no column {column!r}; the columns are {list(rows.columns)}")
+        chosen = chosen[chosen[column] == wanted]
+    keyed = chosen.set_index(seed)[value].astype(float)
+    repeated = keyed.index[keyed.index.duplicated()].unique().tolist()
+    if repeated:
+        raise ValueError(f"seed_values: {where} has more than one row for seed(s) {repeated}")
+    return keyed.sort_index()
+
+
+def _keyed(values, side: str) -> pd.Series:
+    "Per-seed results as a Series keyed by seed (from a Series or a dict); anything positional is refused."
+    if isinstance(values, pd.Series):
+        return values.astype(float)
+    if isinstance(values, dict):
+        return pd.Series(values, dtype=float)
+    raise TypeError(
+        f"verdict: {side} is a {type(values).__name__}; pass a pandas Series or a dict keyed by seed (see "
+        "seed_values), so that the results pair by seed rather than by position"
+    )
+
+
+def pair_by_seed(
+    a,  # per-seed results: a Series or dict keyed by seed
+    b,  # the same for the other arm, or one number (a fixed baseline, such as 0 or chance)
+) -> tuple:
+    "(a, b, seeds): two arrays paired by seed, in seed order. A seed that one arm lacks raises, naming it."
+    a = _keyed(a, 'a')
+    b = pd.Series(float(b), index=a.index) if np.isscalar(b) else _keyed(b, 'b')
+    for name, keys in (('a', a.index), ('b', b.index)):
+        if keys.duplicated().any():
+            raise ValueError(
+                f"verdict: {name} has seed {keys[keys.duplicated()].tolist()[0]!r} more than once"
+            )
+    only_a = sorted(set(a.index) - set(b.index))
+    only_b = sorted(set(b.index) - set(a.index))
+    if only_a or only_b:
+        raise ValueError(
+            f"verdict: unpaired seeds: {only_a} only in a, {only_b} only in b; every seed needs both arms"
+        )
+    seeds = sorted(a.index)
+    return a[seeds].to_numpy(), b[seeds].to_numpy(), seeds
 
 # %% ../nbs/11_verdicts.ipynb #b2ad0dbd
 def verdict(
-    a,  # per-seed results of the arm the claim favours (higher is better unless `higher_is_better` is False)
-    b,  # per-seed results of the arm it is compared with, paired with `a` by seed
+    a,  # the favoured arm's results, a Series or dict keyed by seed (higher is better unless told otherwise)
+    b,  # the other arm's results keyed by seed (paired with `a` by seed), or one number: a fixed baseline
     claim: str = 'a > b',  # the claim in words, printed with the verdict
     margin: float = 0.0,  # non-inferiority margin m: the claim is a > b - m (0: plain superiority)
     level: float = 0.95,  # one-sided confidence of the test (alpha = 1 - level)
@@ -26,10 +79,7 @@ def verdict(
     seed: int = 0,  # seeds the bootstrap
 ) -> dict:
     "Effect (mean paired difference), its interval, the p-value and the verdict of one claim over seeds."
-    a = np.asarray(a, dtype=float)
-    b = np.asarray(b, dtype=float)
-    if a.shape != b.shape or a.ndim != 1:
-        raise ValueError(f"verdict: a and b must be paired 1-d results, got shapes {a.shape} and {b.shape}")
+    a, b, _ = pair_by_seed(a, b)
     if method not in ('t', 'bootstrap'):
         raise ValueError(f"verdict: method must be 't' or 'bootstrap', got {method!r}")
     sign = 1.0 if higher_is_better else -1.0

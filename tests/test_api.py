@@ -97,10 +97,10 @@ def test_the_top_level_names_the_common_entry_points():
 
 
 MODULES = [
-    'types', 'config', 'losses', 'models', 'features', 'train', 'eval', 'data.world', 'data.sources',
+    'types', 'util', 'config', 'losses', 'models', 'features', 'train', 'eval', 'data.world', 'data.sources',
     'data.stream',
-    'curation', 'curation_scale', 'adapt.feature', 'adapt.prompt', 'adapt.weights', 'analysis.geometry',
-    'analysis.reliability', 'analysis.probes', 'studies', 'api',
+    'curation', 'curation_scale', 'adapt.base', 'adapt.feature', 'adapt.prompt', 'adapt.weights',
+    'analysis.geometry', 'analysis.reliability', 'analysis.probes', 'studies', 'cli', 'api',
 ]  # fmt: skip
 
 

@@ -51,6 +51,9 @@ def _loss(case, inp, rows):
             t_img=inp['ti'][rows],
             t_txt=inp['tt'][rows],
             t_scale=torch.tensor(20.0),
+            views=(img, third),  # the simclr term: two views of the same rows
+            negatives=third,  # the structure margin: a negative caption for every row
+            has_negative=torch.ones(len(img), dtype=torch.bool),
         )
     l.backward()
     return l.detach(), [w.grad for w in (Wi, Wt, Wc)]

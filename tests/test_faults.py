@@ -13,13 +13,15 @@ import nbformat
 import pytest
 import safetensors.torch
 import torch
-from clipkit.config import get_settings, TMP_PREFIX
+from clipkit.config import get_settings
+from clipkit.util import TMP_PREFIX
 from clipkit.data.sources import BadInput, image_folder_task, read_csv_pairs, read_wds_pairs
 from clipkit.data.world import WorldConfig, export_csv, export_wds, make_pairs, to_pil, world_tasks
 from clipkit.eval import classification_metrics
 from clipkit.features import extract, zero_shot_weights
 from clipkit.models import create
-from clipkit.studies import ResultLog, main, run_study
+from clipkit.studies import ResultLog, run_study
+from clipkit.cli import main
 from clipkit.train import TrainConfig, train
 
 WORLD = WorldConfig()

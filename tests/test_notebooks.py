@@ -12,11 +12,25 @@ def test_there_are_notebooks():
     assert len(NOTEBOOKS) >= 8, 'the module notebooks are found'
 
 
+@pytest.fixture(scope='module')
+def notebook_results(tmp_path_factory):
+    """Every module notebook run as nbdev-test runs it (cells flagged notest or slow skipped), one after
+    another in one process, so that torch, open_clip and clipkit are imported once, not once per notebook."""
+    out = tmp_path_factory.mktemp('notebooks') / 'results.json'
+    runner = [sys.executable, str(ROOT / 'tests' / '_notebook_runner.py'), str(out)]
+    r = subprocess.run(runner + [str(nb) for nb in NOTEBOOKS], cwd=ROOT, capture_output=True, text=True)
+    results = json.loads(out.read_text()) if out.exists() else {}
+    return results, r
+
+
 @pytest.mark.parametrize('nb', NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook(nb):
-    exe = Path(sys.executable).parent / 'nbdev-test'
-    r = subprocess.run([str(exe), str(nb)], cwd=ROOT, capture_output=True, text=True, timeout=1200)
-    assert r.returncode == 0, f'{nb.name} failed:\n{r.stdout[-6000:]}\n{r.stderr[-6000:]}'
+def test_notebook(nb, notebook_results):
+    results, run = notebook_results
+    assert nb.stem in results, (
+        f'the runner stopped before {nb.name}:\n{run.stdout[-3000:]}\n{run.stderr[-6000:]}'
+    )
+    result = results[nb.stem]
+    assert result['passed'], f"{nb.name} failed:\n{result['errors'][-6000:]}"
 
 
 def _outputs(nb: Path) -> list:

@@ -82,7 +82,7 @@ def test_augmented_csv_with_two_workers_matches_the_in_memory_path(pairs, tmp_pa
 def test_augmented_shards_with_ssl_views_match_the_in_memory_path(pairs, tmp_path):
     """Shards read by 2 workers in turn, augmented there with SimCLR's two extra views for the SSL loss, give
     the in-memory losses of the rows in their order."""
-    cfg = replace(AUGMENT, ssl='simclr')
+    cfg = replace(AUGMENT, terms=(('simclr', 1.0),))
     memory = losses(pairs, cfg, sampler=InOrder(len(pairs)))
     shards = export_wds(pairs, tmp_path, shard_size=CFG.batch_size, fmt='png')
     streamed = losses(ShardPairs(shards, shuffle_buffer=0), replace(cfg, workers=2))
@@ -117,7 +117,7 @@ def test_cli_trains_on_shards_and_evaluates_clip_benchmark_shards(pairs, tmp_pat
     """`clipkit train --train-data` takes a shard pattern, and `clipkit eval` writes CLIP_benchmark's result
     JSON for a task in its WebDataset layout."""
     from clipkit.data.world import export_clip_benchmark, world_tasks
-    from clipkit.studies import main
+    from clipkit.cli import main
 
     export_wds(pairs, tmp_path / 'shards', shard_size=16, fmt='jpg')
     pattern = str(tmp_path / 'shards' / 'shard-{000000..000003}.tar')
@@ -134,18 +134,18 @@ def test_cli_trains_on_shards_and_evaluates_clip_benchmark_shards(pairs, tmp_pat
 
 def test_study_parameters_papermill_style(monkeypatch):
     "`-p name value` (papermill's form) and `-p name=value` give the same parameters."
-    import clipkit.studies as studies
+    import clipkit.cli as cli
 
     seen = []
-    monkeypatch.setattr(studies, 'run_study', lambda name, params, out, kernel: seen.append(params) or 'x')
-    studies.main(['study', 'run', 'quickstart', '-p', 'steps', '40', '-p', 'model=tiny-vit'])
+    monkeypatch.setattr(cli, 'run_study', lambda name, params, out, kernel: seen.append(params) or 'x')
+    cli.main(['study', 'run', 'quickstart', '-p', 'steps', '40', '-p', 'model=tiny-vit'])
     assert seen == [{'steps': 40, 'model': 'tiny-vit'}], 'both forms are read, values as JSON'
 
 
 def test_streamed_evaluation_leaves_the_workers_their_cores(tmp_path, monkeypatch):
     """With 2 decoding workers on a CPU, the model runs on the cores they leave free during the pass (at least
     one), gets the in-memory path's metrics, and torch's thread count comes back, also after a bad sample."""
-    from clipkit.config import _usable_cores
+    from clipkit.config import usable_cores
     from clipkit.data.stream import clip_benchmark_task
     from clipkit.data.world import export_clip_benchmark, world_tasks
     from clipkit.eval import zero_shot_eval
@@ -167,7 +167,7 @@ def test_streamed_evaluation_leaves_the_workers_their_cores(tmp_path, monkeypatc
     )
     threads_in_pass = set(threads_seen)
     in_memory = zero_shot_eval(model, tok, task, pre, device='cpu', batch_size=8)
-    assert threads_in_pass == {max(1, min(threads_before, _usable_cores() - 2))}, 'capped during the pass'
+    assert threads_in_pass == {max(1, min(threads_before, usable_cores() - 2))}, 'capped during the pass'
     assert streamed == pytest.approx(in_memory), 'the same metrics as in memory'
     assert torch.get_num_threads() == threads_before, 'the thread count comes back after the pass'
     (root / 'test' / '1.tar').write_bytes(b'not a tar file')

@@ -214,7 +214,7 @@ def test_studies_run_from_a_plain_install_in_an_empty_folder(tmp_path):
     empty.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith('CLIPKIT_')}
     env['PYTHONPATH'] = str(site)  # the installed copy, ahead of the checkout's editable one
-    cli = [sys.executable, '-c', 'import sys; from clipkit.studies import main; sys.exit(main())']
+    cli = [sys.executable, '-c', 'import sys; from clipkit.cli import main; sys.exit(main())']
     r = subprocess.run(cli + ['study', 'list'], cwd=empty, env=env, capture_output=True, text=True)
     assert r.returncode == 0 and 'quickstart' in r.stdout, f'the installed studies are listed\n{r.stderr}'
     run = [

@@ -5,191 +5,18 @@ built by name, `fit` on a support set (and the zero-shot text weights), `logits`
 
 # %% ../../nbs/09_adapt.feature.ipynb #966250f3
 from __future__ import annotations
-import itertools, json, math
+import json, math
 from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
 from ..config import get_seed
+from .base import Adapter, register, as_real, fit_epochs
 from ..types import Features
 from ..features import zero_shot_weights
 
 # %% auto #0
-__all__ = ['ADAPTERS', 'CannotTransfer', 'register', 'Adapter', 'ZeroShot', 'LinearProbe', 'tip_logits', 'TipAdapter',
-           'TipAdapterF', 'GDA', 'CLIPAdapter', 'LPPP', 'clap_anchors', 'clap_train', 'CLAP', 'template_weights', 'zpe',
-           'ZPE', 'dclip_sentence', 'read_descriptors', 'real_retrieve', 'epoch_batches', 'real_lr', 'real_linear']
-
-# %% ../../nbs/09_adapt.feature.ipynb #8abaf0da
-class CannotTransfer(ValueError):
-    "A fitted method was asked to score classes that it cannot name."
-
-
-ADAPTERS = {}  # name -> Adapter subclass; filled by @register where each method is defined
-
-
-def register(cls):
-    "Class decorator: add an Adapter subclass to ADAPTERS under its `name`."
-    old = ADAPTERS.get(cls.name)
-    if old is not None and old.__qualname__ != cls.__qualname__:  # re-running a cell redefines the same class
-        raise ValueError(f"register: {old.__qualname__} is registered as {cls.name!r} already")
-    ADAPTERS[cls.name] = cls
-    return cls
-
-
-def _check(X, y, T, C, where):
-    if X is None or len(X) == 0:
-        raise ValueError(f"{where}: the support set is empty")
-    if y is None:
-        raise ValueError(f"{where}: the support set has no labels")
-    if len(y) != len(X):
-        raise ValueError(f"{where}: {len(X)} features but {len(y)} labels")
-    if T is not None and T.shape[1] != X.shape[1]:
-        raise ValueError(f"{where}: image features have dimension {X.shape[1]} but text weights {T.shape[1]}")
-    if len(y) and (int(y.min()) < 0 or int(y.max()) >= C):
-        raise ValueError(f"{where}: labels must lie in [0, {C}), got [{int(y.min())}, {int(y.max())}]")
-
-
-def _real(x):
-    "Float64 stays float64 (for the reference tests); anything else becomes float32."
-    return x if x.dtype == torch.float64 else x.float()
-
-
-def _product(grid):
-    keys = list(grid)
-    return [dict(zip(keys, v)) for v in itertools.product(*(grid[k] for k in keys))] or [{}]
-
-
-class Adapter:
-    "Base class of every adaptation method: `fit(support, val)` on Features, then `logits(query)`."
-
-    name = 'base'  # the registry key
-    defaults = {}  # every hyperparameter with its default
-    grid = {}  # fitting-time hyperparameters searched on the validation split
-    infer_grid = {}  # scoring-time hyperparameters searched on the validation split without refitting
-    uses_text = True  # needs the support set's class text weights
-    transfers = False  # can score classes it never saw, from their names and text weights
-    needs_model = False  # runs the model's towers (prompt learners, MaPLe, fine-tuning, ZPE)
-
-    def __init__(
-        self,
-        model=None,  # the open_clip model, for methods that run its towers
-        tokenizer=None,  # its tokenizer, for methods that embed text
-        preprocess=None,  # its transform, for methods that embed PIL images
-        seed: int | None = None,  # the seed of every draw the method makes; the settings' seed by default
-        **hp,  # hyperparameters to fix (they are then not searched)
-    ):
-        unknown = set(hp) - set(self.defaults)
-        if unknown:
-            raise ValueError(
-                f"{self.name}: unknown hyperparameters {sorted(unknown)}; it has {sorted(self.defaults)}"
-            )
-        if self.needs_model and (model is None or tokenizer is None):
-            raise ValueError(f"{self.name}: runs the model's towers; pass model= and tokenizer=")
-        self.model = model
-        self.tokenizer = tokenizer
-        self.preprocess = preprocess
-        self.seed = get_seed(seed)
-        self.hp = {**self.defaults, **hp}
-        self.fixed = set(hp)
-
-    def fit(
-        self,
-        support: Features,  # the few-shot training split, with labels (and text weights where used)
-        val: Features | None = None,  # the few-shot validation split; hyperparameters are chosen on it
-    ) -> Adapter:
-        "Fit on `support`; choose hyperparameters (and the epoch to keep) on `val`, never on test data."
-        if not isinstance(support, Features):
-            raise TypeError(
-                f"{self.name}: fit takes Features (clipkit.features.extract), got {type(support)}"
-            )
-        if self.uses_text and support.text is None:
-            raise ValueError(f"{self.name}: needs class text weights; extract the features with tokenizer=")
-        X = F.normalize(_real(support.image), dim=-1)
-        y = None if support.labels is None else support.labels.long()
-        T = None if support.text is None else F.normalize(_real(support.text), dim=-1)
-        self.classnames = support.classnames
-        if T is not None:
-            self.C = len(T)
-        elif self.classnames is not None:
-            self.C = len(self.classnames)
-        else:
-            self.C = int(y.max()) + 1
-        _check(X, y, T, self.C, self.name)
-        self.D = X.shape[1]
-        self.T = T
-        self.support = support
-        if val is not None:
-            _check(val.image, val.labels, T, self.C, f'{self.name} (validation split)')
-
-        def searched(grid):
-            if val is None:
-                return [{}]
-            return _product({k: v for k, v in grid.items() if k not in self.fixed})
-
-        best = None
-        self.search = []
-        for fit_values in searched(self.grid):
-            self.hp.update(fit_values)
-            self._fit(X, y, T, val)
-            for score_values in searched(self.infer_grid):
-                self.hp.update(score_values)
-                acc = self._val_top1(val) if val is not None else 0.0
-                self.search.append({**fit_values, **score_values, 'val_top1': acc})
-                if best is None or acc > best[0]:
-                    best = (acc, {**fit_values, **score_values}, self._state())
-        self.hp.update(best[1])
-        self._load(best[2])
-        return self
-
-    def _classes_of(self, query):
-        "(text weights, class names) to score `query` on: the fitted classes, or the query's own."
-        names = getattr(query, 'classnames', None)
-        if names is None or self.classnames is None or list(names) == list(self.classnames):
-            return self.T, self.classnames
-        if not self.transfers:
-            raise CannotTransfer(
-                f"{self.name}: its classifier is tied to the {self.C} classes it was fitted on; "
-                f"it cannot score other classes ({len(names)} asked)"
-            )
-        if self.uses_text and query.text is None:
-            raise ValueError(f"{self.name}: the query's classes need text weights; extract with tokenizer=")
-        text = None if query.text is None else F.normalize(_real(query.text), dim=-1)
-        return text, list(names)
-
-    def logits(
-        self,
-        query,  # Features of the query images (or an (N, D) tensor of embeddings, scored on fitted classes)
-    ) -> torch.Tensor:
-        "Class logits (N, C) of the query, over the query's classes where the method transfers."
-        image = query.image if isinstance(query, Features) else query
-        Q = F.normalize(_real(image), dim=-1)
-        if Q.shape[1] != self.D:
-            raise ValueError(
-                f"{self.name}: query features have dimension {Q.shape[1]}, the support set had {self.D}"
-            )
-        T, names = self._classes_of(query)
-        with torch.no_grad():
-            return self._logits(Q, T, names)
-
-    def _val_top1(self, val) -> float:
-        return (self.logits(val).argmax(1) == val.labels).float().mean().item()
-
-    def _keep_best(self, val, best: tuple, later_on_ties: bool = False) -> tuple:
-        "Epoch tracking: (accuracy, state) of the epoch best on `val` so far (unchanged without `val`)."
-        if val is None:
-            return best
-        acc = self._val_top1(val)
-        better = acc >= best[0] if later_on_ties else acc > best[0]
-        return (acc, self._state()) if better else best
-
-    def _state(self):
-        return None
-
-    def _load(self, state):
-        pass
-
-    def __repr__(self):
-        return (
-            f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.hp.items())}, seed={self.seed})"
-        )
+__all__ = ['ZeroShot', 'LinearProbe', 'tip_logits', 'TipAdapter', 'TipAdapterF', 'GDA', 'CLIPAdapter', 'LPPP', 'clap_anchors',
+           'clap_train', 'CLAP', 'template_weights', 'zpe', 'ZPE', 'dclip_sentence', 'read_descriptors',
+           'real_retrieve', 'epoch_batches', 'real_lr', 'real_linear']
 
 # %% ../../nbs/09_adapt.feature.ipynb #3a2b1b0a
 @register
@@ -288,13 +115,12 @@ class TipAdapterF(TipAdapter):
 
     def _fit(self, X, y, T, val):
         super()._fit(X, y, T, val)
-        torch.manual_seed(self.seed)
         keys = nn.Parameter(X.clone())  # the official adapter's weight, (NK, D), not renormalised
         opt = torch.optim.AdamW([keys], lr=self.hp['lr'], eps=1e-4)
         steps = self.hp['epochs'] * math.ceil(len(X) / 256)
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, steps))
-        best = (-1.0, X.clone())
-        for epoch in range(self.hp['epochs']):
+
+        def epoch(_):
             for idx in torch.randperm(len(X)).split(256):
                 logits = tip_logits(X[idx], T, keys, self.values, self.hp['alpha'], self.hp['beta'])
                 loss = F.cross_entropy(logits, y[idx])
@@ -303,9 +129,8 @@ class TipAdapterF(TipAdapter):
                 opt.step()
                 schedule.step()
             self.keys = keys.detach().clone()
-            best = self._keep_best(val, best)
-        if val is not None:
-            self._load(best[1])
+
+        self.history = self._epochs(val, self.hp['epochs'], epoch)
 
 # %% ../../nbs/09_adapt.feature.ipynb #f17e2aa4
 @register
@@ -345,23 +170,21 @@ class CLIPAdapter(Adapter):
     grid = {'ratio': [0.2, 0.4, 0.6]}
 
     def _fit(self, X, y, T, val):
-        torch.manual_seed(self.seed)
         D = X.shape[1]
         h = max(1, D // self.hp['reduction'])
         self.mlp = nn.Sequential(
             nn.Linear(D, h, bias=False), nn.ReLU(), nn.Linear(h, D, bias=False), nn.ReLU()
         )
         opt = torch.optim.AdamW(self.mlp.parameters(), lr=self.hp['lr'])
-        best = (-1.0, None)
-        for ep in range(self.hp['epochs']):
+
+        def epoch(_):
             for idx in torch.randperm(len(X)).split(256):
                 loss = F.cross_entropy(self._logits(X[idx], T), y[idx])
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-            best = self._keep_best(val, best)
-        if val is not None:
-            self._load(best[1])
+
+        self.history = self._epochs(val, self.hp['epochs'], epoch)
 
     def _logits(self, Q, T, classnames=None):
         r = self.hp['ratio']
@@ -388,7 +211,6 @@ class LPPP(Adapter):
         counts = torch.bincount(y, minlength=self.C).clamp(min=1)[:, None].to(X.dtype)
         sums = torch.zeros(self.C, D, dtype=X.dtype).index_add_(0, y, X)
         own_logit = torch.zeros(self.C, dtype=X.dtype).index_add_(0, y, Z[torch.arange(N), y]) / counts[:, 0]
-        torch.manual_seed(self.seed)
         layer = nn.Linear(D, self.C).to(X.dtype)  # the official classifier: default init, then the sums
         with torch.no_grad():
             layer.weight.copy_(sums)
@@ -401,18 +223,17 @@ class LPPP(Adapter):
             layer.bias.detach(),
             a.detach(),
         )  # follow in-place updates
-        best = (-1.0, self._state())
-        for epoch in range(self.hp['epochs']):
+
+        def epoch(number):
             loss = F.cross_entropy(layer(X) + a * Z, y)
             opt.zero_grad()  # zeroes W and b only: a's gradient accumulates, as in the official loop
             loss.backward()
             opt.step()
-            if (epoch + 1) % 10 == 0:
+            if number % 10 == 0:
                 with torch.no_grad():
-                    a -= lr_a * a.grad
-            best = self._keep_best(val, best, later_on_ties=True)
-        if val is not None:
-            self._load(best[1])
+                    a.sub_(lr_a * a.grad)
+
+        self.history = self._epochs(val, self.hp['epochs'], epoch, later_on_ties=True)
 
     def _logits(self, Q, T, classnames=None):
         return Q @ self.W.T + self.b + self.a * (Q @ T.T)
@@ -456,13 +277,16 @@ def clap_train(
     lam = torch.zeros(C, dtype=X.dtype).index_add_(0, y, p[torch.arange(len(y)), y]) / counts
     W = nn.Parameter(anchors.clone())
     opt = torch.optim.SGD([W], lr=lr, momentum=0.9)
-    for epoch in range(epochs):
+
+    def epoch(_):
         for idx in torch.randperm(len(X)).split(batch_size):
             ce = F.cross_entropy(scale * X[idx] @ F.normalize(W, dim=-1).T, y[idx])
             loss = ce + (lam * (W - anchors).pow(2).sum(1)).mean()
             opt.zero_grad()
             loss.backward()
             opt.step()
+
+    fit_epochs(epochs, epoch)  # the official loop keeps the last epoch
     return F.normalize(W.detach(), dim=-1), lam
 
 
@@ -502,7 +326,6 @@ class CLAP(Adapter):
         else:
             anchors = T
             self.scale = 100.0
-        torch.manual_seed(self.seed)
         hp = self.hp
         self.W, self.lam = clap_train(X, y, anchors, self.scale, hp['epochs'], hp['lr'], hp['batch_size'])
 
@@ -606,7 +429,7 @@ def real_retrieve(
     """REAL's retrieval: per class, the synonym-matched captions ranked by their mean similarity to the
     class's synonym prompts, the top `n_per_class` with a non-negative similarity; returns (pair indices,
     labels)."""
-    captions = F.normalize(_real(caption_features), dim=-1)
+    captions = F.normalize(as_real(caption_features), dim=-1)
     matches = torch.as_tensor(matches, dtype=torch.bool)
     if matches.shape != (len(captions), len(class_prompts)):
         raise ValueError(
@@ -616,7 +439,7 @@ def real_retrieve(
     picked, labels = [], []
     for c, prompts in enumerate(class_prompts):
         candidates = torch.nonzero(matches[:, c]).flatten()
-        similarity = (captions[candidates] @ _real(prompts).T).mean(-1)
+        similarity = (captions[candidates] @ as_real(prompts).T).mean(-1)
         order = torch.argsort(similarity, descending=True, stable=True)
         keep = candidates[order][similarity[order] >= 0][:n_per_class]
         picked.append(keep)
@@ -668,9 +491,9 @@ def real_linear(
 ) -> torch.Tensor:
     "REAL-Linear: a cross-modal linear head on retrieved images and prompts, averaged with the zero-shot one."
     seed = get_seed(seed)
-    X = F.normalize(_real(image_features), dim=-1)
-    T = F.normalize(_real(prompt_features), dim=-1)
-    W0 = _real(zero_shot_weights)
+    X = F.normalize(as_real(image_features), dim=-1)
+    T = F.normalize(as_real(prompt_features), dim=-1)
+    W0 = as_real(zero_shot_weights)
     y, y_text = torch.as_tensor(labels).long(), torch.as_tensor(prompt_labels).long()
     if len(X) == 0:
         raise ValueError("real_linear: no retrieved images (real_retrieve found no matching captions)")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import torch, torch.nn as nn, torch.nn.functional as F
 from open_clip.transformer import text_global_pool
-from .feature import Adapter, register, CannotTransfer
+from .base import Adapter, register, CannotTransfer, fit_epochs
 from ..types import Features, take_images
 from ..features import image_batch
 
@@ -166,7 +166,6 @@ class PromptLearner(FrozenModelAdapter):
     def _fit(self, X, y, T, val):
         if self.classnames is None:
             raise ValueError(f"{self.name}: needs the support set's class names (Features.classnames)")
-        torch.manual_seed(self.seed)
         hp = self.hp
         names = self.classnames
         d = self.model.token_embedding.weight.shape[1]
@@ -181,8 +180,8 @@ class PromptLearner(FrozenModelAdapter):
         params = [self.ctx] + (list(self.meta.parameters()) if self.meta is not None else [])
         opt = torch.optim.Adam(params, lr=hp['lr'])
         scale = self.model.logit_scale.exp().detach()
-        best = (-1.0, self._state())
-        for epoch in range(hp['epochs']):
+
+        def epoch(_):
             for idx in torch.randperm(len(X)).split(hp['batch_size']):
                 logits = self._batch_logits(X[idx], scale, names)
                 loss = F.cross_entropy(logits, y[idx])
@@ -194,9 +193,8 @@ class PromptLearner(FrozenModelAdapter):
                 else:
                     loss.backward()
                 opt.step()
-            best = self._keep_best(val, best)
-        if val is not None:
-            self._load(best[1])
+
+        self.history = self._epochs(val, hp['epochs'], epoch)
 
     def _batch_logits(self, Q, scale, classnames):
         if self.meta is None:
@@ -328,7 +326,6 @@ class MaPLe(FrozenModelAdapter):
         if self.classnames is None:
             raise ValueError("maple: needs the support set's class names (Features.classnames)")
         hp = self.hp
-        torch.manual_seed(self.seed)
         n, J = hp['n_ctx'], hp['depth']
         d = self.model.token_embedding.weight.shape[1]
         first = nn.Parameter(init_context(self.model, self.tokenizer, hp['init'], n))
@@ -338,8 +335,8 @@ class MaPLe(FrozenModelAdapter):
         self.couple = nn.ModuleList([nn.Linear(d, width) for _ in range(J)])
         opt = torch.optim.Adam(list(self.ctx.parameters()) + list(self.couple.parameters()), lr=hp['lr'])
         scale = self.model.logit_scale.exp().detach()
-        best = (-1.0, self._state())
-        for epoch in range(hp['epochs']):
+
+        def epoch(_):
             for idx in torch.randperm(len(y)).split(hp['batch_size']):
                 x = image_batch(self.model, take_images(images, idx), self.preprocess)
                 f = encode_image_prompts(self.model.visual, x, self._vision())
@@ -347,9 +344,8 @@ class MaPLe(FrozenModelAdapter):
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-            best = self._keep_best(val, best)
-        if val is not None:
-            self._load(best[1])
+
+        self.history = self._epochs(val, hp['epochs'], epoch)
 
     def _text(self, classnames):
         tokens, emb = self._prompts(classnames)
@@ -475,7 +471,6 @@ class CSP(FrozenModelAdapter):
             raise ValueError(
                 "csp: needs the support set's class names, 'attribute object' (Features.classnames)"
             )
-        torch.manual_seed(self.seed)
         split = [name.partition(' ') for name in self.classnames]
         self.attributes = list(dict.fromkeys(a for a, _, _ in split))
         self.objects = list(dict.fromkeys(o for _, _, o in split))
@@ -484,13 +479,16 @@ class CSP(FrozenModelAdapter):
         optimizer = torch.optim.Adam([self.soft], lr=self.hp['lr'], weight_decay=self.hp['weight_decay'])
         train_pairs = self._pair_indices(self.classnames)
         scale = self.model.logit_scale.exp().detach()
-        for epoch in range(self.hp['epochs']):
+
+        def epoch(_):
             for idx in torch.randperm(len(X)).split(self.hp['batch_size']):
                 logits = scale * X[idx] @ self._text(train_pairs, dropout=True).T
                 loss = F.cross_entropy(logits, y[idx])
                 loss.backward()
                 optimizer.step()
                 optimizer.zero_grad()
+
+        self.history = fit_epochs(self.hp['epochs'], epoch)  # the official loop keeps the last epoch
 
     def _logits(self, Q, T, classnames=None):
         pairs = self._pair_indices(classnames or self.classnames)

@@ -10,8 +10,9 @@ import torch, torch.nn as nn, torch.nn.functional as F
 from ..types import Features, take_images
 from ..features import image_features, image_batch, zero_shot_weights
 from ..eval import classification_metrics
-from ..config import get_seed
-from .feature import Adapter, LinearProbe, register
+from ..config import get_seed, seeded
+from .base import Adapter, register, fit_epochs
+from .feature import LinearProbe
 
 # %% auto #0
 __all__ = ['interpolate', 'zero_shot_top1', 'wise_ft_sweep', 'ImageClassifier', 'start_head', 'train_classifier', 'FineTune',
@@ -168,18 +169,14 @@ def train_classifier(
         raise ValueError(
             f"train_classifier: labels must lie in [0, {C}), got [{int(y.min())}, {int(y.max())}]"
         )
-    torch.manual_seed(get_seed(seed))
     clf = copy.deepcopy(start)
     groups = [
         {'params': clf.visual.parameters(), 'lr': lr},
         {'params': clf.head.parameters(), 'lr': head_lr or lr},
     ]
     opt = torch.optim.AdamW(groups, weight_decay=weight_decay)
-    best = None
-    if val is not None:
-        best = (_top1(clf, val), copy.deepcopy(clf.state_dict()))
-    history = []
-    for epoch in range(1, epochs + 1):
+
+    def epoch(_):
         clf.train()
         clf.visual.apply(_freeze_batchnorm)
         total = 0.0
@@ -190,15 +187,12 @@ def train_classifier(
             loss.backward()
             opt.step()
             total += loss.item() * len(idx)
-        row = {'epoch': epoch, 'loss': total / len(y)}
-        if val is not None:
-            acc = _top1(clf, val)
-            row['val_top1'] = acc
-            if acc > best[0]:
-                best = (acc, copy.deepcopy(clf.state_dict()))
-        history.append(row)
-    if val is not None:
-        clf.load_state_dict(best[1])
+        return {'loss': total / len(y)}
+
+    score = None if val is None else (lambda: _top1(clf, val))
+    keep = lambda: copy.deepcopy(clf.state_dict())
+    with seeded(get_seed(seed)):  # the shuffles' own stream; the caller's generator is left as it was
+        history = fit_epochs(epochs, epoch, score, keep, clf.load_state_dict, start_competes=True)
     return clf, history
 
 # %% ../../nbs/09_adapt.weights.ipynb #06378837

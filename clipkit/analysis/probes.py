@@ -420,7 +420,7 @@ def factor_sets(
     seed: int = 3000,  # keep it apart from the training seeds
 ) -> dict:
     "The shape task with one visual factor fixed at a time, {(factor, value): Task}, and the reference."
-    from clipkit.data.world import make_pairs, _concat, _task, TEMPLATES, SIZES
+    from clipkit.data.world import make_pairs, concat_pairs, make_task, TEMPLATES, SIZES
     from dataclasses import replace
 
     clean = replace(cfg, caption_noise=0, duplicate_rate=0, zipf=0, backgrounds={})
@@ -442,9 +442,9 @@ def factor_sets(
                 kw = {name: setting[name] for name in ('size', 'position', 'style') if name in setting}
                 seed_ij = seed + 100_000 * k + 1000 * i + j
                 parts.append(make_pairs(clean, 1, seed=seed_ij, kind='single', combo=(shape, colour), **kw))
-        pairs = _concat(parts)
+        pairs = concat_pairs(parts)
         labels = [cfg.shapes.index(shapes[0]) for shapes in pairs.meta.shapes]
-        sets[key] = _task(f'{key[0]}={key[1]}', pairs, labels, list(cfg.shapes), TEMPLATES['object'])
+        sets[key] = make_task(f'{key[0]}={key[1]}', pairs, labels, list(cfg.shapes), TEMPLATES['object'])
     return sets
 
 
@@ -475,7 +475,7 @@ def cue_conflict(
 ) -> dict:
     """Cue-conflict items: images of single objects and, per item, the index in the colour-shape head of the
     shape candidate (its shape, another colour) and the colour candidate (its colour, another shape)."""
-    from clipkit.data.world import make_pairs, _concat
+    from clipkit.data.world import make_pairs, concat_pairs
     from dataclasses import replace
 
     shapes = list(shapes or cfg.shapes)
@@ -490,7 +490,7 @@ def cue_conflict(
         parts.append(make_pairs(clean, 1, seed=seed + i, kind='single', combo=(shape, colour)))
         shape_side.append(heads.index(f'{other_colour} {shape}'))
         colour_side.append(heads.index(f'{colour} {other_shape}'))
-    pairs = _concat(parts)
+    pairs = concat_pairs(parts)
     return {
         'images': pairs.images,
         'classnames': heads,

@@ -5,7 +5,7 @@ folders and torchvision datasets; few-shot and base/novel splits."""
 
 # %% ../../nbs/02_data.sources.ipynb #29a7df37
 from __future__ import annotations
-from ..config import get_seed, _usable_cores
+from ..config import get_seed, usable_cores
 from concurrent.futures import ThreadPoolExecutor
 import csv, io, os, tarfile, warnings
 from collections import Counter, defaultdict
@@ -15,8 +15,8 @@ from PIL import Image
 from ..types import Pairs, Task
 
 # %% auto #0
-__all__ = ['LazyImages', 'BadInput', 'read_csv_pairs', 'read_wds_pairs', 'image_folder_task', 'torchvision_task',
-           'few_shot_indices', 'few_shot', 'base_novel']
+__all__ = ['LazyImages', 'image_extensions', 'BadInput', 'read_csv_pairs', 'split_member_name', 'tar_samples', 'read_wds_pairs',
+           'image_folder_task', 'torchvision_task', 'few_shot_indices', 'few_shot', 'base_novel']
 
 # %% ../../nbs/02_data.sources.ipynb #e92e5281
 class LazyImages:
@@ -47,7 +47,7 @@ class LazyImages:
         return f'LazyImages({len(self)} images)'
 
 
-def _image_extensions() -> set:
+def image_extensions() -> set:
     "Every file extension (no dot, lower case) that PIL can open."
     Image.init()
     return {e.lstrip('.').lower() for e in Image.registered_extensions()}
@@ -70,7 +70,7 @@ def _check_images(
 ) -> list:
     """`_check_image` of every source, in order, decoded in a thread pool: Pillow's decoder releases the GIL,
     so the threads use every core (300 JPEGs of 640x480: 0.37 s on 2 threads, 0.72 s on 1)."""
-    threads = threads or _usable_cores()
+    threads = threads or usable_cores()
     if threads == 1 or len(sources) < 2:
         return [_check_image(src) for src in sources]
     with ThreadPoolExecutor(threads) as pool:
@@ -172,14 +172,18 @@ def read_csv_pairs(
     return Pairs(LazyImages(k[0] for k in keep), [k[1] for k in keep], _with_report(meta, report))
 
 # %% ../../nbs/02_data.sources.ipynb #3fb39caf
-def _split_name(name: str) -> tuple:
+def split_member_name(
+    name: str,  # a tar member's name, e.g. 'train/000001.jpg'
+) -> tuple:
     "(sample key, extension) of a tar member by webdataset's rule: the name up to the basename's first dot."
     base = name.split('/')[-1]
     stem, _, ext = base.partition('.')
     return name[: len(name) - len(base)] + stem, ext
 
 
-def _tar_samples(urls):
+def tar_samples(
+    urls,  # shard paths (or dicts with a 'url'), read in order
+):
     """Shard paths -> sample dicts {'__key__', '__url__', ext: bytes}, read as a stream (one member in memory
     at a time). A damaged shard yields a marker {'__key__': shard, '__bad__': reason}: a file that is no tar,
     a cut inside a member (the samples before it are kept), or a cut at a member boundary (the end-of-archive
@@ -193,7 +197,7 @@ def _tar_samples(urls):
                     end = m.offset_data + -(-m.size // 512) * 512
                     if not m.isfile():
                         continue
-                    key, ext = _split_name(m.name)
+                    key, ext = split_member_name(m.name)
                     try:
                         data = tar.extractfile(m).read()
                     except (tarfile.ReadError, OSError, EOFError):
@@ -240,9 +244,9 @@ def read_wds_pairs(
     shards = [shards] if isinstance(shards, (str, Path)) else list(shards)
     if not shards:
         raise BadInput("read_wds_pairs: no shards given")
-    image_ext = _image_extensions()
+    image_ext = image_extensions()
     keep, bad, per_shard = [], [], Counter()
-    for s in _tar_samples(shards):
+    for s in tar_samples(shards):
         if '__bad__' in s:
             bad.append((s['__key__'], s['__bad__']))
             continue
@@ -283,7 +287,7 @@ def image_folder_task(
     folders = sorted(p for p in root.iterdir() if p.is_dir())
     if not folders:
         raise BadInput(f"image_folder_task: {root} has no class sub-folders")
-    image_ext = _image_extensions()
+    image_ext = image_extensions()
     ignored = defaultdict(int)
     for f in root.iterdir():
         if f.is_file():

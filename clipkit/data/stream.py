@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from .sources import BadInput, LazyImages, _image_extensions, _split_name, _tar_samples
+from .sources import BadInput, LazyImages, image_extensions, split_member_name, tar_samples
 
 # %% auto #0
 __all__ = ['Batch', 'BadSamples', 'sample_seed', 'augmented_inputs', 'stack_inputs', 'file_batches', 'expand_shards',
@@ -210,7 +210,7 @@ def count_samples(
             total += int(record['successes'])
             continue
         with tarfile.open(sh) as tar:
-            total += len({_split_name(m.name)[0] for m in tar if m.isfile()})
+            total += len({split_member_name(m.name)[0] for m in tar if m.isfile()})
     return total
 
 # %% ../../nbs/02_data.stream.ipynb #1e19895a
@@ -287,7 +287,7 @@ class _Decode:
     def __init__(self, preprocess, tokenizer, caption_key, label_key, augment=None):
         self.preprocess, self.tokenizer = preprocess, tokenizer
         self.caption_key, self.label_key, self.augment = caption_key, label_key, augment
-        self.image_ext = sorted(_image_extensions())
+        self.image_ext = sorted(image_extensions())
 
     def __call__(self, s):
         key = f"{s.get('__url__', '')}:{s['__key__']}"
@@ -452,7 +452,7 @@ def shard_batches(
         shards,
         lambda src: _split(src, rank, world),
         lambda src: _split_worker(src, start_step),
-        _tar_samples,
+        tar_samples,
         lambda src: _shuffled(src, buffer, seed, rank, start_step),
         lambda src: _skipped(src, batch_size, start_step, seed, rank),
         wds.map(decode),

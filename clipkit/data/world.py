@@ -8,15 +8,17 @@ from __future__ import annotations
 import math, re
 from dataclasses import dataclass, field, replace
 import numpy as np, pandas as pd, torch
-from ..config import get_seed, atomic_path, write_atomic
+from ..config import get_seed
+from ..util import atomic_path, write_atomic
 from ..types import Pairs, Task
 
 # %% auto #0
 __all__ = ['SHAPES', 'PLURAL', 'COLORS', 'COLOR_SYNONYMS', 'SIZES', 'STYLES', 'RELATIONS', 'INVERSE', 'NUMBERS', 'KINDS',
            'KIND_MIX', 'STYLE_MIX', 'HOLDOUT', 'SINGLE', 'TEMPLATES', 'WorldConfig', 'sample_scenes', 'render',
            'caption', 'world_entries', 'world_paraphrase', 'world_rewrites', 'world_descriptors', 'make_pairs',
-           'show_pairs', 'world_tasks', 'background_groups', 'structure_negatives', 'world_sources', 'mix_sources',
-           'RetrievalSet', 'world_retrieval', 'to_pil', 'export_csv', 'export_wds', 'export_clip_benchmark']
+           'show_pairs', 'make_task', 'concat_pairs', 'world_tasks', 'background_groups', 'structure_negatives',
+           'world_sources', 'mix_sources', 'RetrievalSet', 'world_retrieval', 'to_pil', 'export_csv', 'export_wds',
+           'export_clip_benchmark']
 
 # %% ../../nbs/01_data.world.ipynb #1f8d8599
 SHAPES = {
@@ -605,7 +607,14 @@ TEMPLATES = {
 }
 
 
-def _task(name, pairs, labels, classnames, templates):
+def make_task(
+    name: str,  # the task's name
+    pairs: Pairs,  # the pairs whose images the task classifies (their meta becomes the task's)
+    labels,  # (N,) class index of each image
+    classnames: list,  # the class names the labels index
+    templates,  # prompt templates ('a photo of a {}.') or prompts per class
+) -> Task:
+    "A classification Task over the images of `pairs`."
     return Task(name, pairs.images, labels, classnames, templates, pairs.meta)
 
 
@@ -614,7 +623,10 @@ def _combo_labels(pairs, heads):
     return [heads.index(f'{c[0]} {s[0]}') for c, s in zip(pairs.meta.colors, pairs.meta.shapes)]
 
 
-def _concat(ps: list) -> Pairs:
+def concat_pairs(
+    ps: list,  # Pairs to join, in order
+) -> Pairs:
+    "One Pairs of several: images, captions and metadata rows in order."
     return Pairs(
         torch.cat([q.images for q in ps]),
         sum([q.captions for q in ps], []),
@@ -624,7 +636,9 @@ def _concat(ps: list) -> Pairs:
 
 def _per_combo(make, combos, n, seed, **kw) -> Pairs:
     "n single-object pairs for each (shape, colour) combo: a class-balanced set."
-    return _concat([make(n=n, seed=seed + 7 * i, kind='single', combo=c, **kw) for i, c in enumerate(combos)])
+    return concat_pairs(
+        [make(n=n, seed=seed + 7 * i, kind='single', combo=c, **kw) for i, c in enumerate(combos)]
+    )
 
 
 def world_tasks(
@@ -642,7 +656,7 @@ def world_tasks(
     if {'shape', 'color', 'shape_color'} & set(names):
         p = _per_combo(one, seen, n_per_class, seed)
         if 'shape' in names:
-            out['shape'] = _task(
+            out['shape'] = make_task(
                 'shape',
                 p,
                 [cfg.shapes.index(x[0]) for x in p.meta.shapes],
@@ -650,7 +664,7 @@ def world_tasks(
                 TEMPLATES['object'],
             )
         if 'color' in names:
-            out['color'] = _task(
+            out['color'] = make_task(
                 'color',
                 p,
                 [cfg.colors.index(x[0]) for x in p.meta.colors],
@@ -658,21 +672,23 @@ def world_tasks(
                 ['a photo of a {} object.', 'a {} shape.', 'something {}'],
             )
         if 'shape_color' in names:
-            out['shape_color'] = _task('shape_color', p, _combo_labels(p, heads), heads, TEMPLATES['object'])
+            out['shape_color'] = make_task(
+                'shape_color', p, _combo_labels(p, heads), heads, TEMPLATES['object']
+            )
     if 'count' in names:
-        p = _concat(
+        p = concat_pairs(
             [
                 one(n=n_per_class * 4, seed=seed + 1 + k, kind='count' if k > 1 else 'single', n_objects=k)
                 for k in (1, 2, 3)
             ]
         )
-        out['count'] = _task(
+        out['count'] = make_task(
             'count', p, [n - 1 for n in p.meta.n_objects], ['one', 'two', 'three'], TEMPLATES['count']
         )
     if 'relation' in names:
         if not {'circle', 'square'} <= set(cfg.shapes):
             raise ValueError("world_tasks: the relation task needs 'circle' and 'square' among the shapes")
-        p = _concat(
+        p = concat_pairs(
             [
                 one(
                     n=n_per_class * 4,
@@ -684,7 +700,7 @@ def world_tasks(
                 for i, r in enumerate(RELATIONS)
             ]
         )
-        out['relation'] = _task(
+        out['relation'] = make_task(
             'relation',
             p,
             [RELATIONS.index(r) for r in p.meta.relation],
@@ -693,10 +709,12 @@ def world_tasks(
         )
     if 'ood_style' in names and cfg.unseen_styles:
         p = _per_combo(one, seen, n_per_class, seed + 20, style=cfg.unseen_styles[0])
-        out['ood_style'] = _task('ood_style', p, _combo_labels(p, heads), heads, TEMPLATES['object'])
+        out['ood_style'] = make_task('ood_style', p, _combo_labels(p, heads), heads, TEMPLATES['object'])
     if 'novel_combos' in names and cfg.holdout:
         p = _per_combo(one, [tuple(h.split(' ')[::-1]) for h in cfg.holdout], n_per_class, seed + 30)
-        out['novel_combos'] = _task('novel_combos', p, _combo_labels(p, heads), heads, TEMPLATES['object'])
+        out['novel_combos'] = make_task(
+            'novel_combos', p, _combo_labels(p, heads), heads, TEMPLATES['object']
+        )
     return out
 
 # %% ../../nbs/01_data.world.ipynb #827107ae
@@ -734,9 +752,9 @@ def background_groups(
                         combo=(shape, colour),
                     )
                 )
-        pairs = _concat(parts)
+        pairs = concat_pairs(parts)
         labels = [cfg.shapes.index(shapes[0]) for shapes in pairs.meta.shapes]
-        groups[name] = _task(name, pairs, labels, list(cfg.shapes), TEMPLATES['object'])
+        groups[name] = make_task(name, pairs, labels, list(cfg.shapes), TEMPLATES['object'])
     return groups
 
 # %% ../../nbs/01_data.world.ipynb #d613ea9c
@@ -807,7 +825,7 @@ def mix_sources(
             part = make_pairs(sources[name], int(count), seed=seed + 7919 * i)
             part.meta['source'] = name
             parts.append(part)
-    pool = _concat(parts)
+    pool = concat_pairs(parts)
     return pool.subset(np.random.default_rng(seed).permutation(n))  # the sources interleaved
 
 # %% ../../nbs/01_data.world.ipynb #6154a914
