@@ -8,7 +8,7 @@ STAMP := $(VENV)/.clipkit-installed
 # the torch pair that the project's machines install from their local cache
 TORCH := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: study test check-clean export lint env kernel clean notebooks study-notebooks docs browser
+.PHONY: study test test-slow check-clean export lint env kernel clean notebooks study-notebooks docs browser
 
 # No pip cache (a second copy of torch's ~4 GB of CUDA wheels), and torch in a call of its own, so that its
 # downloaded wheels are freed before the rest come: a small CI disk holds the install's peak.
@@ -77,9 +77,12 @@ check-clean: $(STAMP)
 	@$(MAKE) --no-print-directory -s lint && echo "lint: ruff passes"
 
 # Module notebooks (nbdev's runner), tests/, and every study through papermill with tiny parameters:
-# one pytest run, one summary line.
+# one pytest run, one summary line. The long checks marked slow run in `make test-slow`; CI runs both.
 test: check-clean browser
-	$(VENV)/bin/python -m pytest tests
+	$(VENV)/bin/python -m pytest -m "not slow" tests
+
+test-slow: $(STAMP) browser
+	$(VENV)/bin/python -m pytest -m slow tests
 
 clean:
 	rm -rf results .pytest_cache

@@ -28,7 +28,7 @@ def _field_type(f) -> type:
     text = str(f.type)
     return next((t for t in (int, float, str) if t.__name__ in text.split('|')[0].strip()), str)
 
-
+# %% ../nbs/12_cli.ipynb #5a19ee6b
 def config_flags(
     parser,  # an argparse parser to add the flags to
     cls=None,  # a dataclass; clipkit.train.TrainConfig where None
@@ -58,7 +58,7 @@ def config_flags(
         else:
             parser.add_argument(flag, type=_field_type(f), default=default, help=help)
 
-
+# %% ../nbs/12_cli.ipynb #b1e97982
 def config_from_args(
     args,  # parsed arguments holding the flags of config_flags
     cls=None,  # the dataclass; clipkit.train.TrainConfig where None
@@ -97,7 +97,7 @@ def load_pairs(
         return read_csv_pairs(spec, img_key, caption_key, sep, check_images=False)
     return ShardPairs(spec, n_samples=n_samples, resampled=resampled, shuffle_buffer=shuffle_buffer)
 
-
+# %% ../nbs/12_cli.ipynb #954acddd
 def load_task(
     spec: str,  # 'world:NAME' ('world:retrieval': its retrieval split), 'folder:PATH', 'wds:PATH'
     n_per_class: int = 10,  # images per class of a world task

@@ -77,19 +77,17 @@ def _check_device(name: str, where: str) -> str:
     return name
 
 # %% ../nbs/00_config.ipynb #eb2779f8
-def get_settings(
-    start=None,  # folder to search upwards from for settings.ini
-) -> Settings:
-    """Read `settings.ini` (or defaults), apply `CLIPKIT_*` environment overrides, resolve paths. An unknown
-    key or an invalid value raises, naming the file (or variable) and the key."""
-    f = find_settings(start)
-    if f is not None and not f.is_file():
-        raise FileNotFoundError(f"CLIPKIT_SETTINGS points to {f}, which is not a file")
-    file_key = None if f is None else (str(f), f.stat().st_mtime_ns, f.stat().st_size)
-    env = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith('CLIPKIT_')))
-    return _parse_settings(file_key, env, str(Path.cwd().resolve()))
+def _setting_int(value: str, where: str) -> int:
+    "A setting that must be a whole number, 0 or more."
+    try:
+        number = int(value)
+    except ValueError as e:
+        raise ValueError(f"settings: {where} must be an integer, got {value!r}") from e
+    if number < 0:
+        raise ValueError(f"settings: {where} must be 0 or more, got {number}")
+    return number
 
-
+# %% ../nbs/00_config.ipynb #ca933335
 @functools.lru_cache(maxsize=32)
 def _parse_settings(file_key, env, cwd) -> Settings:
     "The settings of one file content, environment and working directory (cached by get_settings)."
@@ -127,16 +125,18 @@ def _parse_settings(file_key, env, cwd) -> Settings:
         f,
     )
 
-
-def _setting_int(value: str, where: str) -> int:
-    "A setting that must be a whole number, 0 or more."
-    try:
-        number = int(value)
-    except ValueError as e:
-        raise ValueError(f"settings: {where} must be an integer, got {value!r}") from e
-    if number < 0:
-        raise ValueError(f"settings: {where} must be 0 or more, got {number}")
-    return number
+# %% ../nbs/00_config.ipynb #1a4fb13e
+def get_settings(
+    start=None,  # folder to search upwards from for settings.ini
+) -> Settings:
+    """Read `settings.ini` (or defaults), apply `CLIPKIT_*` environment overrides, resolve paths. An unknown
+    key or an invalid value raises, naming the file (or variable) and the key."""
+    f = find_settings(start)
+    if f is not None and not f.is_file():
+        raise FileNotFoundError(f"CLIPKIT_SETTINGS points to {f}, which is not a file")
+    file_key = None if f is None else (str(f), f.stat().st_mtime_ns, f.stat().st_size)
+    env = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith('CLIPKIT_')))
+    return _parse_settings(file_key, env, str(Path.cwd().resolve()))
 
 # %% ../nbs/00_config.ipynb #6d5aa6fe
 def local_rank() -> int:
@@ -166,7 +166,7 @@ def get_device(
         return torch.device('cuda', rank)
     return device
 
-
+# %% ../nbs/00_config.ipynb #7b48ed27
 def model_device(
     model: torch.nn.Module,  # any module with parameters or buffers
 ) -> torch.device:
@@ -242,7 +242,7 @@ def derive_seed(
     text = '\x1f'.join([str(int(root)), *(f'{type(k).__name__}:{k}' for k in keys)])
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), 'little') >> 1
 
-
+# %% ../nbs/00_config.ipynb #d23d39fc
 def seed_everything(
     seed: int | None = None,  # seeds python, numpy and torch; the settings' seed by default
 ) -> torch.Generator:
@@ -295,7 +295,7 @@ class RunContext:
         seed_everything(self.seed)
         return self
 
-
+# %% ../nbs/00_config.ipynb #02263e8b
 def run_context(
     device: str | torch.device | None = None,  # as for get_device; the settings' device where None
     seed: int | None = None,  # the root seed; the settings' seed where None

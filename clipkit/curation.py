@@ -45,7 +45,7 @@ def metaclip_spacing(
         spaced = spaced.replace(blank, ' ')
     return spaced
 
-
+# %% ../nbs/08_curation.ipynb #65665674
 class Matcher:
     "Whole-token substring matching of captions against metadata entries (Aho-Corasick)."
 
@@ -132,7 +132,7 @@ def balance(
     np.logical_or.at(keep, row[ok], True)
     return keep
 
-
+# %% ../nbs/08_curation.ipynb #66e7045a
 def balance_report(
     matcher: Matcher,  # the Matcher that produced the matches
     matches: tuple,  # CSR matches (indptr, entry ids) from Matcher.match_many
@@ -151,7 +151,7 @@ def balance_report(
     df['expected_after'] = np.minimum(df.before, t)  # the marginal cap; entries sharing pairs can keep more
     return df
 
-
+# %% ../nbs/08_curation.ipynb #a3c7afcb
 class BalancedSampler(torch.utils.data.Sampler):
     "Online MetaCLIP balancing: every epoch a fresh balanced subset (seed + epoch), shuffled."
 
@@ -245,7 +245,7 @@ def text_filter(
     ptr, _ = Matcher(entries, spacing='normalized').match_many(captions)  # DataComp lower-cases captions
     return np.diff(ptr) > 0
 
-
+# %% ../nbs/08_curation.ipynb #1a0dc252
 def kmeans(
     x: torch.Tensor,  # (N, D) points
     k: int,  # clusters
@@ -348,7 +348,7 @@ def _eda_clean(line: str) -> str:
 def _eda_synonyms(word, table):
     return sorted(set(table.get(word, [])) - {word})
 
-
+# %% ../nbs/08_curation.ipynb #ebcfb7ae
 def eda(
     sentence: str,  # a caption
     synonyms: dict,  # {word: [synonym, ...]}: the table synonym replacement and insertion draw from
@@ -425,7 +425,7 @@ def eda(
         out = [x for x in out if rng.uniform(0, 1) < num_aug / len(out)]
     return out + [sentence]
 
-
+# %% ../nbs/08_curation.ipynb #1289b060
 def eda_rewriter(
     synonyms: dict,  # {word: [synonym, ...]}
     num_aug: int = 4,  # variants per caption
@@ -482,7 +482,7 @@ def synonym_matches(
     table = [found[:, [index[form] for form in fs]].any(1) for fs in surface.values()]
     return pd.DataFrame(np.stack(table, 1) if table else np.zeros((len(found), 0), bool), columns=columns)
 
-
+# %% ../nbs/08_curation.ipynb #bfe0b8ed
 def synonym_counts(
     captions,  # the caption strings
     synonyms: dict,  # {concept: [synonym, ...]}, the class name among them

@@ -51,7 +51,7 @@ def write_shards(
         paths.append(str(p))
     return paths
 
-
+# %% ../nbs/08_curation.scale.ipynb #04035311
 def read_shard(
     path,  # a Parquet shard
 ) -> pd.DataFrame:
@@ -119,7 +119,7 @@ def reduce_counts(
     report = pd.DataFrame([{k: v for k, v in r.items() if k != 'counts'} for r in results])
     return counts, report
 
-
+# %% ../nbs/08_curation.scale.ipynb #ebde7a34
 def sample_shard(
     path,  # a Parquet shard
     entries: tuple,  # the metadata entries (concept strings) to match
@@ -176,7 +176,7 @@ def curate(
         'failed_shards': report.loc[report.error.notna(), ['shard', 'error']].to_dict('records'),
     }
 
-
+# %% ../nbs/08_curation.scale.ipynb #f9b1de86
 def run_serial(
     shards,  # the Parquet shard paths
     entries,  # the metadata entries (concept strings) to match
@@ -237,7 +237,7 @@ def run_dask(
             client.close()
             cluster.close()
 
-
+# %% ../nbs/08_curation.scale.ipynb #ae1d93cf
 def read_curated(
     result: dict,  # the result dict of curate / run_*
 ) -> pd.DataFrame:

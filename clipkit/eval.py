@@ -124,7 +124,7 @@ def _found_in_topk(scores, correct, k, ties):
         return ((scores > best) & ~correct).sum(1) < k
     return ((scores >= best) & ~correct).sum(1) < k  # pessimistic: every tie ranks ahead
 
-
+# %% ../nbs/07_eval.ipynb #bd0b4b39
 def retrieval_metrics(
     image_emb: torch.Tensor,  # (N, D) normalised image embeddings
     text_emb: torch.Tensor,  # (M, D) normalised text embeddings

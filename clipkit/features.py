@@ -117,7 +117,7 @@ def _inputs(model, images, preprocess, batch_size, workers, pin_memory):
 def _embed_dim(model) -> int:
     return model.text_projection.shape[1] if hasattr(model, 'text_projection') else 0
 
-
+# %% ../nbs/05_features.ipynb #ea400d24
 @torch.no_grad()
 def image_features(
     model,  # an open_clip model
@@ -141,7 +141,7 @@ def image_features(
             out.append(model.encode_image(x.to(device, non_blocking=pin), normalize=normalize).float().cpu())
     return torch.cat(out) if out else torch.empty(0, _embed_dim(model))
 
-
+# %% ../nbs/05_features.ipynb #96f4636b
 @torch.no_grad()
 def stream_features(
     model,  # an open_clip model
@@ -173,7 +173,7 @@ def stream_features(
     has_labels = labels and labels[0] is not None
     return image, torch.cat(labels) if has_labels else None, keys
 
-
+# %% ../nbs/05_features.ipynb #03fda3cc
 @torch.no_grad()
 def text_features(
     model,  # an open_clip model
@@ -207,7 +207,7 @@ def prompts_for(
     check_templates(templates, where='prompts_for')
     return [t.replace('{c}', classname).replace('{}', classname) for t in templates]
 
-
+# %% ../nbs/05_features.ipynb #3451d807
 def zero_shot_weights(
     model,  # an open_clip model
     tokenizer,  # its tokenizer
@@ -254,7 +254,7 @@ def cached_tensor(
             save_file({'tensor': value.contiguous()}, str(tmp))
     return value
 
-
+# %% ../nbs/05_features.ipynb #608433f9
 def extract(
     model,  # an open_clip model
     task,  # a Task (or anything with .images and .labels)

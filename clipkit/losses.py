@@ -147,7 +147,7 @@ class _SigLipChunked(torch.autograd.Function):
         gi, gt, gs, gb = ctx.saved_tensors
         return gi * go, gt * go, gs * go, gb * go, None, None
 
-
+# %% ../nbs/03_losses.ipynb #998e4f99
 class _RowCE(torch.autograd.Function):
     @staticmethod
     def forward(ctx, q, k, scale, offset, chunk):
@@ -435,7 +435,7 @@ class StepInputs:
     teacher: torch.nn.Module | None = None  # a frozen teacher model, if the run has one
     memo: dict = field(default_factory=dict)  # kept across the run's steps: what a maker computes once
 
-
+# %% ../nbs/03_losses.ipynb #8a624157
 INPUTS: dict = {}
 
 
@@ -490,7 +490,7 @@ class LossSpec:
             kw['init_logit_bias'] = self.init_bias
         return kw
 
-
+# %% ../nbs/03_losses.ipynb #6f4d67be
 LOSSES: dict = {}
 
 
@@ -529,7 +529,7 @@ def structure_margin_term(
         return img.new_zeros(())
     return structure_margin_loss(img[has_negative], txt[has_negative], negatives, margin)
 
-
+# %% ../nbs/03_losses.ipynb #afda0ae4
 _CLIP_T = 1 / 0.07  # CLIP's initial temperature 0.07
 _TEACHER = ('t_img', 't_txt', 't_scale')
 for _spec in [
@@ -595,7 +595,7 @@ class ContrastiveLoss(nn.Module):
     def extra_repr(self) -> str:
         return f'{self.name!r}, ' + ', '.join(f'{k}={v!r}' for k, v in self.kw.items())
 
-
+# %% ../nbs/03_losses.ipynb #507ab24a
 def get_loss(
     name: str | ContrastiveLoss,  # a key of LOSSES (or a ContrastiveLoss, returned as it is)
     **kw,  # keyword arguments of the loss function, e.g. chunk=1024 for clip and siglip
@@ -627,7 +627,7 @@ class Term:
     def name(self) -> str:
         return self.loss.name
 
-
+# %% ../nbs/03_losses.ipynb #c16ba104
 class Objective:
     "A contrastive loss and the terms added to it, resolved once: called, it returns (total, each term)."
 
@@ -673,7 +673,7 @@ class Objective:
     def __repr__(self) -> str:
         return 'Objective(' + ' + '.join(f'{t.weight:g} * {t.loss!r}' for t in self.terms) + ')'
 
-
+# %% ../nbs/03_losses.ipynb #36f1e1d9
 def objective(
     loss: str = 'clip',  # the contrastive loss, a key of LOSSES
     loss_kw: dict | None = None,  # its keywords

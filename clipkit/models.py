@@ -59,7 +59,7 @@ def _resolve(model):
         return f'local-dir:{d}', json.loads(f.read_text())['model_cfg']
     return model, open_clip.get_model_config(model)
 
-
+# %% ../nbs/04_models.ipynb #fb97f963
 import contextlib, logging
 
 
@@ -74,7 +74,7 @@ def _quiet_root_logger(on=True):
     finally:
         lg.setLevel(lvl)
 
-
+# %% ../nbs/04_models.ipynb #37275c34
 def create(
     model='tiny-vit',  # tiny config name, open_clip name, checkpoint folder, or config dict
     pretrained: str | None = None,  # open_clip pretrained tag or weights file (for open_clip names)

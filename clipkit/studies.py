@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast, html, json, math, os, shutil, sys, threading
 from pathlib import Path
 import numpy as np, pandas as pd
+from fastcore.basics import patch
 from .config import get_settings
 from .util import fingerprint, write_atomic, atomic_path, progress_bar, report_progress
 
@@ -39,7 +40,7 @@ def write_json(
     "Write `obj` as strict JSON (null, never NaN), atomically."
     return write_atomic(path, json.dumps(json_safe(obj), indent=2, allow_nan=False))
 
-
+# %% ../nbs/11_studies.ipynb #af6fb576
 def flatten(
     d: dict,  # a nested dict
     prefix: str = '',  # prepended to every key
@@ -67,7 +68,7 @@ def tidy_rows(
         if not isinstance(v, (list, str))
     ]
 
-
+# %% ../nbs/11_studies.ipynb #f7915046
 def write_results(
     rows: list,  # tidy rows
     out_dir,  # the folder to write into (created if missing)
@@ -119,49 +120,55 @@ class ResultLog:
                 continue
             self.results[self._key(record['cell'])] = record['result']
 
-    def get(
-        self,
-        **cell,  # the cell's coordinates, e.g. method='gda', shots=4, seed=0
-    ):
-        "The logged result of a cell, or None."
-        return self.results.get(self._key(cell))
-
-    def add(
-        self,
-        result,  # the cell's result: a JSON-able dict or list
-        **cell,  # the cell's coordinates
-    ):
-        "Append a finished cell's result to the log (flushed and synced) and return it."
-        line = json.dumps(
-            {'context': self.context, 'cell': json_safe(cell), 'result': json_safe(result)}, allow_nan=False
-        )
-        with open(self.path, 'a') as f:
-            f.write(line + '\n')
-            f.flush()
-            os.fsync(f.fileno())
-        self.results[self._key(cell)] = json.loads(line)['result']
-        return self.results[self._key(cell)]
-
-    def cell(
-        self,
-        compute,  # a function of no arguments returning the cell's result
-        **cell,  # the cell's coordinates
-    ):
-        "The cell's logged result if a previous run finished it, else compute() appended to the log."
-        result = self.get(**cell)
-        if result is not None:
-            self.reused += 1
-        else:
-            result = self.add(compute(), **cell)
-        self.done += 1
-        report_progress(kind='cell', log=self.name, done=self.done, total=self.total, cell=json_safe(cell))
-        return result
-
     def __repr__(self):
         return (
             f'ResultLog({self.path.name}: {len(self.results)} cells, {self.reused} reused, '
             f'{self.other_context} from other settings set aside, {self.torn} torn lines dropped)'
         )
+
+# %% ../nbs/11_studies.ipynb #1210384f
+@patch
+def get(
+    self: ResultLog,
+    **cell,  # the cell's coordinates, e.g. method='gda', shots=4, seed=0
+):
+    "The logged result of a cell, or None."
+    return self.results.get(self._key(cell))
+
+
+@patch
+def add(
+    self: ResultLog,
+    result,  # the cell's result: a JSON-able dict or list
+    **cell,  # the cell's coordinates
+):
+    "Append a finished cell's result to the log (flushed and synced) and return it."
+    line = json.dumps(
+        {'context': self.context, 'cell': json_safe(cell), 'result': json_safe(result)}, allow_nan=False
+    )
+    with open(self.path, 'a') as f:
+        f.write(line + '\n')
+        f.flush()
+        os.fsync(f.fileno())
+    self.results[self._key(cell)] = json.loads(line)['result']
+    return self.results[self._key(cell)]
+
+# %% ../nbs/11_studies.ipynb #ce728d4d
+@patch
+def cell(
+    self: ResultLog,
+    compute,  # a function of no arguments returning the cell's result
+    **cell,  # the cell's coordinates
+):
+    "The cell's logged result if a previous run finished it, else compute() appended to the log."
+    result = self.get(**cell)
+    if result is not None:
+        self.reused += 1
+    else:
+        result = self.add(compute(), **cell)
+    self.done += 1
+    report_progress(kind='cell', log=self.name, done=self.done, total=self.total, cell=json_safe(cell))
+    return result
 
 # %% ../nbs/11_studies.ipynb #af7cc5f0
 def curve_crossing(
@@ -220,7 +227,7 @@ def list_studies(
         for p in found
     }
 
-
+# %% ../nbs/11_studies.ipynb #7f6fd45e
 def _this_interpreter():
     """A kernel manager class whose kernel is ipykernel in this very interpreter, so that a study runs with
     the clipkit that runs it, whichever kernels are registered (a fresh venv has none named clipkit)."""
@@ -238,7 +245,7 @@ def _this_interpreter():
 
     return ThisInterpreter
 
-
+# %% ../nbs/11_studies.ipynb #bcff0d5b
 class _ProgressWatcher(threading.Thread):
     """Read the events a running study appends to its progress file and draw them as one terminal bar: the
     grid cells done out of their total, and the trainer's step and loss."""
@@ -275,7 +282,7 @@ class _ProgressWatcher(threading.Thread):
                 self.bar.set_postfix_str(f"{step}  loss {event['loss']:.3f}", refresh=False)
         self.bar.refresh()
 
-
+# %% ../nbs/11_studies.ipynb #59d81db1
 def _kind(value) -> str:
     "The kind of a parameter value that another value must share."
     if value is None:
@@ -312,7 +319,7 @@ def check_params(
             f"{known[key]['default']} is a {want}"
         )
 
-
+# %% ../nbs/11_studies.ipynb #17323d68
 def run_study(
     name,  # a study name (in studies_dir) or a notebook path
     params: dict | None = None,  # papermill parameters
@@ -385,7 +392,7 @@ def local_mathjax(
             )
     return target / 'MathJax.js'
 
-
+# %% ../nbs/11_studies.ipynb #34149412
 def study_report(
     executed,  # the executed notebook of a study run (its folder holds the run's outputs)
 ) -> Path:

@@ -87,7 +87,7 @@ def lr_at(
         * (1 + math.cos(math.pi * min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))))
     )
 
-
+# %% ../nbs/06_train.ipynb #bef20573
 def make_optimizers(
     model,  # an open_clip model
     cfg: TrainConfig,  # the trainer's settings
@@ -130,7 +130,7 @@ def batch_order(
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100003 + epoch))
     return perm[k * batch_size : (k + 1) * batch_size]
 
-
+# %% ../nbs/06_train.ipynb #cd7cb996
 def sampler_order(
     sampler,  # an object with set_epoch(e) and indices() (e.g. BalancedSampler)
     batch_size: int,  # the global batch size
@@ -255,7 +255,7 @@ def augments(
 def _gray(x):
     return (0.2989 * x[0] + 0.587 * x[1] + 0.114 * x[2]).unsqueeze(0)
 
-
+# %% ../nbs/06_train.ipynb #f52b2fbf
 def augment_images(
     images: torch.Tensor,  # uint8 (B, 3, H, W)
     generator: torch.Generator,  # the source of every draw
@@ -303,7 +303,7 @@ def augment_images(
         out.append(image)
     return (torch.stack(out) * 255).round().clamp(0, 255).to(torch.uint8)
 
-
+# %% ../nbs/06_train.ipynb #2ad7b115
 class Augment:
     """The trainer's augmentations of one sample, drawn from the sample's own seed: the augmented image and,
     for the SimCLR term, its two views of the augmented image. Picklable: the loader workers run it."""
@@ -467,7 +467,7 @@ def data_identity(
         return fingerprint(files, len(pairs), pairs.resampled, pairs.shuffle_buffer)
     return fingerprint(len(pairs), list(pairs.captions), data_fingerprint(pairs.images, file_key='stat'))
 
-
+# %% ../nbs/06_train.ipynb #5b921215
 def _save_ckpt(model, opts, step, history, cfg, data_id, scaler=None):
     "Write checkpoint `step-<step>` whole or not at all, point `last` at it, and keep the newest ckpt_keep."
     root = Path(cfg.ckpt_dir)
@@ -512,7 +512,7 @@ def checkpoint_problem(
         return f"{config} is of step {stored.get('step')}, the manifest of {record['step']}"
     return None
 
-
+# %% ../nbs/06_train.ipynb #eed93ab9
 def _differences(stored: dict, current: dict, ignore=()) -> dict:
     "{field: (checkpoint's value, this run's value)} for the fields that change what is trained."
     stored, current = ({k: v for k, v in d.items() if k not in ignore} for d in (stored, current))
@@ -530,7 +530,7 @@ def _candidates(root: Path) -> list:
     named = root / pointer.read_text().strip() if pointer.is_file() else None
     return ([named] if named in steps else []) + [p for p in steps if p != named]
 
-
+# %% ../nbs/06_train.ipynb #e5664266
 def _load_ckpt(model, opts, cfg, data_id, allow_changed, ignore=(), scaler=None):
     "(step, history) of the newest good checkpoint in cfg.ckpt_dir, loaded into model and opts; else (0, [])."
     from safetensors.torch import load_file
@@ -660,7 +660,37 @@ class _StepIndices:
             else:
                 yield [(i, sample_seed(self.seed, step, self.rank, slot)) for slot, i in enumerate(idx)]
 
+# %% ../nbs/06_train.ipynb #91d227d5
+def _memory_batches(model, pairs, preprocess, indices):
+    for idx in indices:
+        idx = torch.as_tensor(idx, dtype=torch.long)
+        yield Batch(image_batch(model, take_images(pairs.images, idx), preprocess), idx.tolist(), index=idx)
 
+
+def _augmented_batches(model, pairs, preprocess, indices, augment, seed, start, rank):
+    """In-memory batches augmented sample by sample (with, for the SSL loss, two views), each sample from its
+    own seed, as the loader workers of files and shards augment them."""
+    for step, idx in enumerate(indices, start):
+        idx = torch.as_tensor(idx, dtype=torch.long)
+        images = take_images(pairs.images, idx)
+        captions = [pairs.captions[int(i)] for i in idx]
+        seeds = [sample_seed(seed, step, rank, slot) for slot in range(len(idx))]
+        if isinstance(images, torch.Tensor):
+            samples = [augment(image, caption, s) for image, caption, s in zip(images, captions, seeds)]
+            inputs = [image_batch(model, torch.stack(view), preprocess) for view in zip(*samples)]
+            images, views = inputs[0], tuple(inputs[1:]) or None
+        else:
+            if preprocess is None:
+                raise ValueError(
+                    "train: augmenting PIL images needs the model's preprocess (train(..., preprocess=))"
+                )
+            samples = [
+                augmented_inputs(im, c, s, augment, preprocess) for im, c, s in zip(images, captions, seeds)
+            ]
+            images, views = stack_inputs(samples)
+        yield Batch(images, idx.tolist(), index=idx, views=views)
+
+# %% ../nbs/06_train.ipynb #fa72d935
 def batches(
     model,  # the model being trained (its input size and normalisation, for in-memory tensors)
     pairs,  # Pairs (in memory, or LazyImages of files) or a ShardPairs stream
@@ -716,37 +746,7 @@ def batches(
         return _memory_batches(model, pairs, preprocess, indices)
     return _augmented_batches(model, pairs, preprocess, indices, augment, cfg.seed, start, rank)
 
-
-def _memory_batches(model, pairs, preprocess, indices):
-    for idx in indices:
-        idx = torch.as_tensor(idx, dtype=torch.long)
-        yield Batch(image_batch(model, take_images(pairs.images, idx), preprocess), idx.tolist(), index=idx)
-
-
-def _augmented_batches(model, pairs, preprocess, indices, augment, seed, start, rank):
-    """In-memory batches augmented sample by sample (with, for the SSL loss, two views), each sample from its
-    own seed, as the loader workers of files and shards augment them."""
-    for step, idx in enumerate(indices, start):
-        idx = torch.as_tensor(idx, dtype=torch.long)
-        images = take_images(pairs.images, idx)
-        captions = [pairs.captions[int(i)] for i in idx]
-        seeds = [sample_seed(seed, step, rank, slot) for slot in range(len(idx))]
-        if isinstance(images, torch.Tensor):
-            samples = [augment(image, caption, s) for image, caption, s in zip(images, captions, seeds)]
-            inputs = [image_batch(model, torch.stack(view), preprocess) for view in zip(*samples)]
-            images, views = inputs[0], tuple(inputs[1:]) or None
-        else:
-            if preprocess is None:
-                raise ValueError(
-                    "train: augmenting PIL images needs the model's preprocess (train(..., preprocess=))"
-                )
-            samples = [
-                augmented_inputs(im, c, s, augment, preprocess) for im, c, s in zip(images, captions, seeds)
-            ]
-            images, views = stack_inputs(samples)
-        yield Batch(images, idx.tolist(), index=idx, views=views)
-
-
+# %% ../nbs/06_train.ipynb #799ef643
 class _TrainLog:
     "Log lines every cfg.log_every steps to the console, train.log and (optionally) TensorBoard; rank 0 only."
 
@@ -842,6 +842,82 @@ def _check_run(model, pairs, cfg: TrainConfig, objective: Objective, teacher, sa
             f"{cfg.grad_accum}"
         )
 
+# %% ../nbs/06_train.ipynb #d37c74f3
+def _resume(model, opts, pairs, cfg: TrainConfig, resume: bool, allow_changed, scaler) -> tuple:
+    "(first step, history so far, data identity): from the newest good checkpoint in ckpt_dir, or step 0."
+    data_id = data_identity(pairs) if cfg.ckpt_dir else None
+    if cfg.ckpt_dir and not resume and _candidates(Path(cfg.ckpt_dir)):
+        raise ValueError(
+            f"train: resume=False, but {cfg.ckpt_dir} already holds checkpoints; remove them or use "
+            "another ckpt_dir"
+        )
+    if not (resume and cfg.ckpt_dir):
+        return 0, [], data_id
+    always_allowed = () if hasattr(pairs, 'shards') else ('workers',)
+    start, history = _load_ckpt(model, opts, cfg, data_id, allow_changed, always_allowed, scaler)
+    return start, history, data_id
+
+
+def _batch_tensors(batch, tokens, alt, cfg: TrainConfig, step: int, dev, pin: bool) -> tuple:
+    "(images, tokens) of a batch on the device: a stream's own tokens, or the rows' (with caption rewrites)."
+    x = batch.images.to(dev, non_blocking=pin)
+    if batch.index is None:
+        return x, batch.tokens.to(dev, non_blocking=pin)
+    idx = batch.index
+    return x, (tokens[idx] if alt is None else _pick_rewrites(tokens, alt, idx, cfg, step)).to(dev)
+
+
+def _optimizer_step(model, opts, scaler, cfg: TrainConfig):
+    "Step every optimizer (through the fp16 scaler where there is one), then clamp the scale."
+    for o in opts:
+        scaler.step(o) if scaler is not None else o.step()
+    if scaler is not None:
+        scaler.update()
+    with torch.no_grad():
+        model.logit_scale.clamp_(max=math.log(cfg.max_logit_scale))
+
+# %% ../nbs/06_train.ipynb #57cbfd99
+def _next_good_batch(stream, bad: BadSamples):
+    "The next batch with at least one good sample; the bad ones are counted in `bad`."
+    batch = bad.add(next(stream))
+    while not batch.keys:  # every sample of the batch was bad: take the next one
+        batch = bad.add(next(stream))
+    return batch
+
+
+def _step_row(
+    step: int, losses: dict, lr: float, model, t0: float, t_step: float, waited: float, n: int
+) -> dict:
+    "One step's history row: its losses, lr, scale, time so far, samples per second and share spent waiting."
+    now = time.perf_counter()
+    return dict(
+        step=step + 1,
+        **losses,
+        lr=lr,
+        logit_scale=model.logit_scale.exp().item(),
+        seconds=now - t0,
+        samples_per_s=n / (now - t_step),
+        data_wait=waited / (now - t_step),  # the share of the step spent waiting for the batch
+    )
+
+
+def _due(every: int, step: int, cfg: TrainConfig, until: int | None = None) -> bool:
+    "Whether an action done every `every` steps (and at the last step, or at `until`) is due after `step`."
+    done = step + 1
+    return bool(every) and (done % every == 0 or done == cfg.steps or done == until)
+
+
+def _finish(model, history: list, bad: BadSamples, log) -> pd.DataFrame:
+    "Close the log, report the bad samples, leave the model in eval mode with a dense token table."
+    log.close()
+    skipped = bad.report('train')
+    model.eval()
+    if hasattr(model, 'token_embedding'):
+        model.token_embedding.sparse = False
+    out = pd.DataFrame(history)
+    out.attrs['skipped'] = skipped  # bad samples dropped from batches, by reason
+    return out
+
 # %% ../nbs/06_train.ipynb #07dcfc9b
 def train(
     model,  # an open_clip model
@@ -872,54 +948,30 @@ def train(
     tokens = None if streaming else tokenizer(list(pairs.captions))
     alt = _rewrite_tokens(pairs, tokenizer) if cfg.rewrite_prob > 0 else None
     memo = {}  # what the input makers compute once per run
+    table = None if streaming else pairs  # the rows the input makers read
     opts = make_optimizers(model, replace(cfg, sparse_embedding=cfg.sparse_embedding and world == 1))
     scaler = torch.amp.GradScaler(dev.type) if cfg.precision == 'fp16' else None
-    net = model
-    if world > 1:
-        net = distributed_model(model, dev)
-    data_id = data_identity(pairs) if cfg.ckpt_dir else None
-    if cfg.ckpt_dir and not resume and _candidates(Path(cfg.ckpt_dir)):
-        raise ValueError(
-            f"train: resume=False, but {cfg.ckpt_dir} already holds checkpoints; remove them or use "
-            "another ckpt_dir"
-        )
-    start, history = (
-        _load_ckpt(model, opts, cfg, data_id, allow_changed, () if streaming else ('workers',), scaler)
-        if (resume and cfg.ckpt_dir)
-        else (0, [])
-    )
+    net = distributed_model(model, dev) if world > 1 else model
+    start, history, data_id = _resume(model, opts, pairs, cfg, resume, allow_changed, scaler)
     t0 = time.perf_counter() - (history[-1]['seconds'] if history else 0)
     pin = dev.type == 'cuda'
     views = 'views' in goal.needs
     stream = iter(batches(model, pairs, preprocess, tokenizer, cfg, start, sampler, rank, world, pin, views))
     bad = BadSamples()
     log = _TrainLog(cfg, rank)
+    steps = range(start, min(cfg.steps, until or cfg.steps))
     bar = progress_bar(
-        range(start, min(cfg.steps, until or cfg.steps)),
-        initial=start,
-        total=cfg.steps,
-        enabled=cfg.progress and rank == 0,
-        desc='train',
+        steps, initial=start, total=cfg.steps, enabled=cfg.progress and rank == 0, desc='train'
     )
     for step in bar:
         lr = lr_at(step, cfg)
-        for o in opts:
-            for g in o.param_groups:
-                g['lr'] = lr
+        for group in (g for o in opts for g in o.param_groups):
+            group['lr'] = lr
         t_step = time.perf_counter()
-        batch = bad.add(next(stream))
-        while not batch.keys:  # every sample of the batch was bad: take the next one
-            batch = bad.add(next(stream))
+        batch = _next_good_batch(stream, bad)
         data_seconds = time.perf_counter() - t_step
-        x = batch.images.to(dev, non_blocking=pin)
-        if batch.index is None:
-            t = batch.tokens.to(dev, non_blocking=pin)
-        else:
-            idx = batch.index
-            t = (tokens[idx] if alt is None else _pick_rewrites(tokens, alt, idx, cfg, step)).to(dev)
-        made = StepInputs(
-            batch, t, dev, step, cfg, None if streaming else pairs, tokenizer, preprocess, teacher, memo
-        )
+        x, t = _batch_tensors(batch, tokens, alt, cfg, step, dev, pin)
+        made = StepInputs(batch, t, dev, step, cfg, table, tokenizer, preprocess, teacher, memo)
         inputs = {name: INPUTS[name].make(made) for name in goal.needs}
         for o in opts:
             o.zero_grad(set_to_none=True)
@@ -927,48 +979,21 @@ def train(
         if world > 1:
             losses = {k: _mean_over_processes(v) for k, v in losses.items()}
         loss = losses['loss']
-        for o in opts:
-            scaler.step(o) if scaler is not None else o.step()
-        if scaler is not None:
-            scaler.update()
-        with torch.no_grad():
-            model.logit_scale.clamp_(max=math.log(cfg.max_logit_scale))
-        now = time.perf_counter()
-        row = dict(
-            step=step + 1,
-            **losses,
-            lr=lr,
-            logit_scale=model.logit_scale.exp().item(),
-            seconds=now - t0,
-            samples_per_s=len(batch.keys) * world / (now - t_step),
-            data_wait=data_seconds / (now - t_step),  # the share of the step spent waiting for the batch
-        )
-        last = step + 1 == cfg.steps
-        if eval_fn is not None and (last or (cfg.eval_every and (step + 1) % cfg.eval_every == 0)):
+        _optimizer_step(model, opts, scaler, cfg)
+        row = _step_row(step, losses, lr, model, t0, t_step, data_seconds, len(batch.keys) * world)
+        if eval_fn is not None and (step + 1 == cfg.steps or _due(cfg.eval_every, step, cfg)):
             model.eval()
             row.update(eval_fn(model, step + 1))
             model.train()
         history.append(row)
         log.write(row)
         bar.set_postfix(loss=f'{loss:.3f}', lr=f'{lr:.1e}')
-        if rank == 0 and ((step + 1) % 10 == 0 or last):
+        if rank == 0 and _due(10, step, cfg):
             report_progress(kind='train', step=step + 1, steps=cfg.steps, loss=round(loss, 4))
-        if (
-            rank == 0
-            and cfg.ckpt_every
-            and cfg.ckpt_dir
-            and ((step + 1) % cfg.ckpt_every == 0 or last or step + 1 == until)
-        ):
+        if rank == 0 and cfg.ckpt_dir and _due(cfg.ckpt_every, step, cfg, until):
             _save_ckpt(model, opts, step + 1, history, cfg, data_id, scaler)
     del stream  # stops the DataLoader's workers
-    log.close()
-    skipped = bad.report('train')
-    model.eval()
-    if hasattr(model, 'token_embedding'):
-        model.token_embedding.sparse = False
-    out = pd.DataFrame(history)
-    out.attrs['skipped'] = skipped  # bad samples dropped from batches, by reason
-    return out
+    return _finish(model, history, bad, log)
 
 # %% ../nbs/06_train.ipynb #c947a15b
 def task_pairs(

@@ -31,7 +31,7 @@ def seed_values(
         raise ValueError(f"seed_values: {where} has more than one row for seed(s) {repeated}")
     return keyed.sort_index()
 
-
+# %% ../nbs/11_verdicts.ipynb #56bd8208
 def _keyed(values, side: str) -> pd.Series:
     "Per-seed results as a Series keyed by seed (from a Series or a dict); anything positional is refused."
     if isinstance(values, pd.Series):
@@ -117,7 +117,7 @@ def verdict(
     ends = sorted([sign * low, sign * high])
     return {**row, 'ci_low': float(ends[0]), 'ci_high': float(ends[1]), 'p_value': float(p), 'verdict': word}
 
-
+# %% ../nbs/11_verdicts.ipynb #0a354539
 def verdict_line(
     row: dict,  # a result of `verdict`
     digits: int = 3,  # decimals of the numbers

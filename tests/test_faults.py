@@ -102,6 +102,7 @@ def kill_at(k, folder, snapshot, torn):
         yield calls
 
 
+@pytest.mark.slow  # about 24 kill points, each a killed and a resumed run
 def test_kill_at_every_checkpoint_write_resumes_exactly(pool, straight, tmp_path):
     """Found: a kill between the weights and trainer.pt resumed weights of one step with the optimizer of
     another. Now a kill before, or in the middle of, any write of the step-8 checkpoint (with step 4 on disk)
@@ -136,7 +137,14 @@ def test_kill_at_every_checkpoint_write_resumes_exactly(pool, straight, tmp_path
     assert boundaries >= 10, f'only {boundaries} write boundaries were exercised'
 
 
-@pytest.mark.parametrize('damaged', ['trainer.pt', 'open_clip_model.safetensors', 'manifest.json'])
+@pytest.mark.parametrize(
+    'damaged',
+    [
+        'trainer.pt',
+        pytest.param('open_clip_model.safetensors', marks=pytest.mark.slow),
+        pytest.param('manifest.json', marks=pytest.mark.slow),
+    ],
+)
 def test_damaged_newest_checkpoint_falls_back_with_its_name(pool, straight, tmp_path, damaged):
     """Found: a torn trainer.pt raised `EOFError: ''` naming no file, with no fallback. Now any damaged file
     of the newest checkpoint is named in a warning, and training resumes from the one before."""

@@ -181,6 +181,7 @@ def _run_in_terminal(args, cwd, env, width=150):
     return drawn.decode(errors='replace')
 
 
+@pytest.mark.slow
 def test_terminal_shows_grid_cells_and_loss(tmp_path):
     exe = Path(sys.executable).parent / 'clipkit'
     tiny = dict(
@@ -202,6 +203,7 @@ def test_terminal_shows_grid_cells_and_loss(tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_studies_run_from_a_plain_install_in_an_empty_folder(tmp_path):
     "A non-editable install (the wheel pip builds from the checkout) runs a study from any folder."
     site = tmp_path / 'site'

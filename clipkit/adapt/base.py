@@ -114,6 +114,30 @@ class Adapter:
 
 # %% ../../nbs/09_adapt.base.ipynb #3749d2fa
 @patch
+def _prepare(self: Adapter, support: Features, val: Features | None) -> tuple:
+    "Check the splits and keep what every method reads: (normalised X, labels, normalised text weights)."
+    if not isinstance(support, Features):
+        raise TypeError(f"{self.name}: fit takes Features (clipkit.features.extract), got {type(support)}")
+    if self.uses_text and support.text is None:
+        raise ValueError(f"{self.name}: needs class text weights; extract the features with tokenizer=")
+    X = F.normalize(as_real(support.image), dim=-1)
+    y = None if support.labels is None else support.labels.long()
+    T = None if support.text is None else F.normalize(as_real(support.text), dim=-1)
+    self.classnames = support.classnames
+    if T is not None:
+        self.C = len(T)
+    elif self.classnames is not None:
+        self.C = len(self.classnames)
+    else:
+        self.C = int(y.max()) + 1
+    check_split(X, y, T, self.C, self.name)
+    self.D, self.T, self.support = X.shape[1], T, support
+    if val is not None:
+        check_split(val.image, val.labels, T, self.C, f'{self.name} (validation split)')
+    return X, y, T
+
+# %% ../../nbs/09_adapt.base.ipynb #214a05b4
+@patch
 def fit(
     self: Adapter,
     support: Features,  # the few-shot training split, with labels (and text weights where used)
@@ -139,30 +163,6 @@ def fit(
     self.hp.update(best[1])
     self._load(best[2])
     return self
-
-
-@patch
-def _prepare(self: Adapter, support: Features, val: Features | None) -> tuple:
-    "Check the splits and keep what every method reads: (normalised X, labels, normalised text weights)."
-    if not isinstance(support, Features):
-        raise TypeError(f"{self.name}: fit takes Features (clipkit.features.extract), got {type(support)}")
-    if self.uses_text and support.text is None:
-        raise ValueError(f"{self.name}: needs class text weights; extract the features with tokenizer=")
-    X = F.normalize(as_real(support.image), dim=-1)
-    y = None if support.labels is None else support.labels.long()
-    T = None if support.text is None else F.normalize(as_real(support.text), dim=-1)
-    self.classnames = support.classnames
-    if T is not None:
-        self.C = len(T)
-    elif self.classnames is not None:
-        self.C = len(self.classnames)
-    else:
-        self.C = int(y.max()) + 1
-    check_split(X, y, T, self.C, self.name)
-    self.D, self.T, self.support = X.shape[1], T, support
-    if val is not None:
-        check_split(val.image, val.labels, T, self.C, f'{self.name} (validation split)')
-    return X, y, T
 
 # %% ../../nbs/09_adapt.base.ipynb #c7b38392
 @patch

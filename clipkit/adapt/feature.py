@@ -83,7 +83,7 @@ def tip_logits(
     affinity = Q @ keys.T
     return 100 * Q @ T.T + alpha * torch.exp(-beta * (1 - affinity)) @ values
 
-
+# %% ../../nbs/09_adapt.feature.ipynb #fdf6b2d5
 @register
 class TipAdapter(Adapter):
     "Training-free cache model over the support set, blended with zero-shot logits."
@@ -105,7 +105,7 @@ class TipAdapter(Adapter):
     def _load(self, s):
         self.keys = s
 
-
+# %% ../../nbs/09_adapt.feature.ipynb #b00e253c
 @register
 class TipAdapterF(TipAdapter):
     "Tip-Adapter with keys fine-tuned on the support set; the epoch kept is chosen on the validation split."
@@ -260,7 +260,7 @@ def clap_anchors(
     ]
     return torch.stack([e.mean(0) for e in per_class])
 
-
+# %% ../../nbs/09_adapt.feature.ipynb #aae60305
 def clap_train(
     X: torch.Tensor,  # (N, D) normalised support features
     y: torch.Tensor,  # (N,) labels
@@ -289,7 +289,7 @@ def clap_train(
     fit_epochs(epochs, epoch)  # the official loop keeps the last epoch
     return F.normalize(W.detach(), dim=-1), lam
 
-
+# %% ../../nbs/09_adapt.feature.ipynb #e8b3ff13
 @register
 class CLAP(Adapter):
     "Zero-shot-initialised linear probe held near the zero-shot prototypes by a class-adaptive penalty."
@@ -401,7 +401,7 @@ def dclip_sentence(
         return f'which is {descriptor}'
     return f'which has {descriptor}'
 
-
+# %% ../../nbs/09_adapt.feature.ipynb #b6facbcd
 def read_descriptors(
     path,  # a JSON file {class: [descriptors]}
     classnames: list,  # the class names, in label order
@@ -446,7 +446,7 @@ def real_retrieve(
         labels.append(torch.full((len(keep),), c, dtype=torch.long))
     return torch.cat(picked), torch.cat(labels)
 
-
+# %% ../../nbs/09_adapt.feature.ipynb #5ddb1a2c
 def epoch_batches(
     n: int,  # samples
     batch_size: int,  # samples per batch; the last partial batch of each epoch is dropped
@@ -459,7 +459,7 @@ def epoch_batches(
         for start in range(0, n - size + 1, size):
             yield order[start : start + size]
 
-
+# %% ../../nbs/09_adapt.feature.ipynb #b56a8f39
 def real_lr(
     iteration: int,  # 0-based iteration
     lr: float,  # the peak learning rate
@@ -473,7 +473,7 @@ def real_lr(
         return lr * iteration / warmup
     return lr * (1 + math.cos(math.pi * (iteration - warmup) / iterations)) / 2
 
-
+# %% ../../nbs/09_adapt.feature.ipynb #13a47ffd
 def real_linear(
     image_features: torch.Tensor,  # (M, D) features of the retrieved images
     labels: torch.Tensor,  # (M,) their classes

@@ -7,6 +7,7 @@ text tower), MaPLe (deep prompts in both towers), and GRIP pseudo-labelling."""
 from __future__ import annotations
 import math
 import torch, torch.nn as nn, torch.nn.functional as F
+from fastcore.basics import patch
 from open_clip.transformer import text_global_pool
 from .base import Adapter, register, CannotTransfer, fit_epochs
 from ..types import Features, take_images
@@ -73,7 +74,7 @@ def placeholder_prompts(
     with torch.no_grad():
         return tokens, model.token_embedding(tokens)
 
-
+# %% ../../nbs/09_adapt.prompt.ipynb #8aeb9202
 def init_context(
     model,  # an open_clip model
     tokenizer,  # the model's tokenizer
@@ -126,7 +127,7 @@ class FrozenModelAdapter(Adapter):
             )
         return self._prompt_cache[key]
 
-
+# %% ../../nbs/09_adapt.prompt.ipynb #367fa250
 class PromptLearner(FrozenModelAdapter):
     "CoOp-family prompt learning on a frozen open_clip model; the image features come cached."
 
@@ -163,66 +164,74 @@ class PromptLearner(FrozenModelAdapter):
         x = torch.cat([start, cb, end], 2)
         return encode_text_embeddings(self.model, x.flatten(0, 1), tokens.repeat(B, 1)).view(B, C, -1)
 
-    def _fit(self, X, y, T, val):
-        if self.classnames is None:
-            raise ValueError(f"{self.name}: needs the support set's class names (Features.classnames)")
-        hp = self.hp
-        names = self.classnames
-        d = self.model.token_embedding.weight.shape[1]
-        C = len(names)
-        ctx0 = init_context(self.model, self.tokenizer, hp['init'], hp['n_ctx'])
-        self.ctx = nn.Parameter(ctx0[None].repeat(C, 1, 1).clone() if hp['class_specific'] else ctx0.clone())
-        D = X.shape[1]
-        hidden = max(1, D // 16)
-        self.meta = None
-        if self.variant == 'cocoop':
-            self.meta = nn.Sequential(nn.Linear(D, hidden), nn.ReLU(), nn.Linear(hidden, d))
-        params = [self.ctx] + (list(self.meta.parameters()) if self.meta is not None else [])
-        opt = torch.optim.Adam(params, lr=hp['lr'])
-        scale = self.model.logit_scale.exp().detach()
-
-        def epoch(_):
-            for idx in torch.randperm(len(X)).split(hp['batch_size']):
-                logits = self._batch_logits(X[idx], scale, names)
-                loss = F.cross_entropy(logits, y[idx])
-                if self.variant == 'kgcoop':
-                    loss = loss + hp['kg_weight'] * kgcoop_penalty(self._text(self.ctx, names), T)
-                opt.zero_grad()
-                if self.variant == 'prograd':
-                    self._prograd(loss, logits, X[idx], T, scale, params)
-                else:
-                    loss.backward()
-                opt.step()
-
-        self.history = self._epochs(val, hp['epochs'], epoch)
-
     def _batch_logits(self, Q, scale, classnames):
         if self.meta is None:
             return scale * Q @ self._text(self.ctx, classnames).T
         W = self._text(self.ctx, classnames, self.meta(Q))
         return scale * (W * Q[:, None]).sum(-1)
 
-    def _prograd(self, loss, logits, Q, T, scale, params):
-        kd = F.kl_div(logits.log_softmax(1), (scale * Q @ T.T).softmax(1), reduction='batchmean')
-        g = torch.autograd.grad(loss, params, retain_graph=True)
-        gk = torch.autograd.grad(kd, params)
-        for p, a in zip(params, project_conflict(g, gk)):
-            p.grad = a
-
     def _logits(self, Q, T, classnames=None):
         return self._batch_logits(Q, self.model.logit_scale.exp(), classnames or self.classnames)
 
-    def _state(self):
-        meta = None if self.meta is None else {k: v.clone() for k, v in self.meta.state_dict().items()}
-        return (self.ctx.detach().clone(), meta)
+# %% ../../nbs/09_adapt.prompt.ipynb #25698aad
+@patch
+def _fit(self: PromptLearner, X, y, T, val):
+    if self.classnames is None:
+        raise ValueError(f"{self.name}: needs the support set's class names (Features.classnames)")
+    hp = self.hp
+    names = self.classnames
+    d = self.model.token_embedding.weight.shape[1]
+    C = len(names)
+    ctx0 = init_context(self.model, self.tokenizer, hp['init'], hp['n_ctx'])
+    self.ctx = nn.Parameter(ctx0[None].repeat(C, 1, 1).clone() if hp['class_specific'] else ctx0.clone())
+    D = X.shape[1]
+    hidden = max(1, D // 16)
+    self.meta = None
+    if self.variant == 'cocoop':
+        self.meta = nn.Sequential(nn.Linear(D, hidden), nn.ReLU(), nn.Linear(hidden, d))
+    params = [self.ctx] + (list(self.meta.parameters()) if self.meta is not None else [])
+    opt = torch.optim.Adam(params, lr=hp['lr'])
+    scale = self.model.logit_scale.exp().detach()
 
-    def _load(self, s):
-        with torch.no_grad():
-            self.ctx.copy_(s[0])
-        if s[1] is not None:
-            self.meta.load_state_dict(s[1])
+    def epoch(_):
+        for idx in torch.randperm(len(X)).split(hp['batch_size']):
+            logits = self._batch_logits(X[idx], scale, names)
+            loss = F.cross_entropy(logits, y[idx])
+            if self.variant == 'kgcoop':
+                loss = loss + hp['kg_weight'] * kgcoop_penalty(self._text(self.ctx, names), T)
+            opt.zero_grad()
+            if self.variant == 'prograd':
+                self._prograd(loss, logits, X[idx], T, scale, params)
+            else:
+                loss.backward()
+            opt.step()
+
+    self.history = self._epochs(val, hp['epochs'], epoch)
+
+# %% ../../nbs/09_adapt.prompt.ipynb #68f86b98
+@patch
+def _prograd(self: PromptLearner, loss, logits, Q, T, scale, params):
+    kd = F.kl_div(logits.log_softmax(1), (scale * Q @ T.T).softmax(1), reduction='batchmean')
+    g = torch.autograd.grad(loss, params, retain_graph=True)
+    gk = torch.autograd.grad(kd, params)
+    for p, a in zip(params, project_conflict(g, gk)):
+        p.grad = a
 
 
+@patch
+def _state(self: PromptLearner):
+    meta = None if self.meta is None else {k: v.clone() for k, v in self.meta.state_dict().items()}
+    return (self.ctx.detach().clone(), meta)
+
+
+@patch
+def _load(self: PromptLearner, s):
+    with torch.no_grad():
+        self.ctx.copy_(s[0])
+    if s[1] is not None:
+        self.meta.load_state_dict(s[1])
+
+# %% ../../nbs/09_adapt.prompt.ipynb #414e6141
 @register
 class CoOp(PromptLearner):
     "CoOp: learned context vectors in front of the class name (Zhou et al., 2022a)."
@@ -319,34 +328,6 @@ class MaPLe(FrozenModelAdapter):
         if not 1 <= self.hp['depth'] <= L:
             raise ValueError(f"MaPLe: depth must lie in [1, {L}] for this model, got {self.hp['depth']}")
 
-    def _fit(self, X, y, T, val):
-        images = self.support.images
-        if images is None:
-            raise ValueError("maple: prompts the image tower, so the support Features need their images")
-        if self.classnames is None:
-            raise ValueError("maple: needs the support set's class names (Features.classnames)")
-        hp = self.hp
-        n, J = hp['n_ctx'], hp['depth']
-        d = self.model.token_embedding.weight.shape[1]
-        first = nn.Parameter(init_context(self.model, self.tokenizer, hp['init'], n))
-        deeper = [nn.Parameter(torch.randn(n, d) * 0.02) for _ in range(J - 1)]
-        self.ctx = nn.ParameterList([first] + deeper)
-        width = self.model.visual.conv1.out_channels
-        self.couple = nn.ModuleList([nn.Linear(d, width) for _ in range(J)])
-        opt = torch.optim.Adam(list(self.ctx.parameters()) + list(self.couple.parameters()), lr=hp['lr'])
-        scale = self.model.logit_scale.exp().detach()
-
-        def epoch(_):
-            for idx in torch.randperm(len(y)).split(hp['batch_size']):
-                x = image_batch(self.model, take_images(images, idx), self.preprocess)
-                f = encode_image_prompts(self.model.visual, x, self._vision())
-                loss = F.cross_entropy(scale * f @ self._text(self.classnames).T, y[idx])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-
-        self.history = self._epochs(val, hp['epochs'], epoch)
-
     def _text(self, classnames):
         tokens, emb = self._prompts(classnames)
         P = list(self.ctx)
@@ -358,33 +339,69 @@ class MaPLe(FrozenModelAdapter):
     def _vision(self):
         return [c(p) for c, p in zip(self.couple, self.ctx)]
 
-    def logits(
-        self,
-        query: Features,  # Features of the query with their images (extract keeps a reference to them)
-        batch_size: int = 256,  # images per forward pass
-    ) -> torch.Tensor:
-        "Class logits (N, C) of the query images, over the query's classes."
-        if getattr(query, 'images', None) is None:
-            raise ValueError("maple: prompts the image tower, so the query Features need their images")
-        _, names = self._classes_of(query)
-        logits = []
-        with torch.no_grad():
-            T = self._text(names)
-            V = self._vision()
-            s = self.model.logit_scale.exp()
-            for idx in torch.arange(len(query.images)).split(batch_size):
-                x = image_batch(self.model, take_images(query.images, idx), self.preprocess)
-                logits.append(s * encode_image_prompts(self.model.visual, x, V) @ T.T)
-        return torch.cat(logits)
+# %% ../../nbs/09_adapt.prompt.ipynb #957ad7fc
+@patch
+def _fit(self: MaPLe, X, y, T, val):
+    images = self.support.images
+    if images is None:
+        raise ValueError("maple: prompts the image tower, so the support Features need their images")
+    if self.classnames is None:
+        raise ValueError("maple: needs the support set's class names (Features.classnames)")
+    hp = self.hp
+    n, J = hp['n_ctx'], hp['depth']
+    d = self.model.token_embedding.weight.shape[1]
+    first = nn.Parameter(init_context(self.model, self.tokenizer, hp['init'], n))
+    deeper = [nn.Parameter(torch.randn(n, d) * 0.02) for _ in range(J - 1)]
+    self.ctx = nn.ParameterList([first] + deeper)
+    width = self.model.visual.conv1.out_channels
+    self.couple = nn.ModuleList([nn.Linear(d, width) for _ in range(J)])
+    opt = torch.optim.Adam(list(self.ctx.parameters()) + list(self.couple.parameters()), lr=hp['lr'])
+    scale = self.model.logit_scale.exp().detach()
 
-    def _state(self):
-        ctx = {k: v.detach().clone() for k, v in self.ctx.state_dict().items()}
-        couple = {k: v.clone() for k, v in self.couple.state_dict().items()}
-        return (ctx, couple)
+    def epoch(_):
+        for idx in torch.randperm(len(y)).split(hp['batch_size']):
+            x = image_batch(self.model, take_images(images, idx), self.preprocess)
+            f = encode_image_prompts(self.model.visual, x, self._vision())
+            loss = F.cross_entropy(scale * f @ self._text(self.classnames).T, y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
 
-    def _load(self, s):
-        self.ctx.load_state_dict(s[0])
-        self.couple.load_state_dict(s[1])
+    self.history = self._epochs(val, hp['epochs'], epoch)
+
+# %% ../../nbs/09_adapt.prompt.ipynb #d23cc5cf
+@patch
+def logits(
+    self: MaPLe,
+    query: Features,  # Features of the query with their images (extract keeps a reference to them)
+    batch_size: int = 256,  # images per forward pass
+) -> torch.Tensor:
+    "Class logits (N, C) of the query images, over the query's classes."
+    if getattr(query, 'images', None) is None:
+        raise ValueError("maple: prompts the image tower, so the query Features need their images")
+    _, names = self._classes_of(query)
+    logits = []
+    with torch.no_grad():
+        T = self._text(names)
+        V = self._vision()
+        s = self.model.logit_scale.exp()
+        for idx in torch.arange(len(query.images)).split(batch_size):
+            x = image_batch(self.model, take_images(query.images, idx), self.preprocess)
+            logits.append(s * encode_image_prompts(self.model.visual, x, V) @ T.T)
+    return torch.cat(logits)
+
+
+@patch
+def _state(self: MaPLe):
+    ctx = {k: v.detach().clone() for k, v in self.ctx.state_dict().items()}
+    couple = {k: v.clone() for k, v in self.couple.state_dict().items()}
+    return (ctx, couple)
+
+
+@patch
+def _load(self: MaPLe, s):
+    self.ctx.load_state_dict(s[0])
+    self.couple.load_state_dict(s[1])
 
 # %% ../../nbs/09_adapt.prompt.ipynb #bedf44ed
 def grip(
@@ -466,30 +483,32 @@ class CSP(FrozenModelAdapter):
         x[:, end - 1] = soft[pairs[:, 1] + len(self.attributes)]
         return encode_text_embeddings(self.model, x, tokens)
 
-    def _fit(self, X, y, T, val):
-        if self.classnames is None:
-            raise ValueError(
-                "csp: needs the support set's class names, 'attribute object' (Features.classnames)"
-            )
-        split = [name.partition(' ') for name in self.classnames]
-        self.attributes = list(dict.fromkeys(a for a, _, _ in split))
-        self.objects = list(dict.fromkeys(o for _, _, o in split))
-        start = torch.stack([self._word_embedding(w) for w in self.attributes + self.objects])
-        self.soft = nn.Parameter(start.clone())
-        optimizer = torch.optim.Adam([self.soft], lr=self.hp['lr'], weight_decay=self.hp['weight_decay'])
-        train_pairs = self._pair_indices(self.classnames)
-        scale = self.model.logit_scale.exp().detach()
+# %% ../../nbs/09_adapt.prompt.ipynb #a05fdd91
+@patch
+def _fit(self: CSP, X, y, T, val):
+    if self.classnames is None:
+        raise ValueError("csp: needs the support set's class names, 'attribute object' (Features.classnames)")
+    split = [name.partition(' ') for name in self.classnames]
+    self.attributes = list(dict.fromkeys(a for a, _, _ in split))
+    self.objects = list(dict.fromkeys(o for _, _, o in split))
+    start = torch.stack([self._word_embedding(w) for w in self.attributes + self.objects])
+    self.soft = nn.Parameter(start.clone())
+    optimizer = torch.optim.Adam([self.soft], lr=self.hp['lr'], weight_decay=self.hp['weight_decay'])
+    train_pairs = self._pair_indices(self.classnames)
+    scale = self.model.logit_scale.exp().detach()
 
-        def epoch(_):
-            for idx in torch.randperm(len(X)).split(self.hp['batch_size']):
-                logits = scale * X[idx] @ self._text(train_pairs, dropout=True).T
-                loss = F.cross_entropy(logits, y[idx])
-                loss.backward()
-                optimizer.step()
-                optimizer.zero_grad()
+    def epoch(_):
+        for idx in torch.randperm(len(X)).split(self.hp['batch_size']):
+            logits = scale * X[idx] @ self._text(train_pairs, dropout=True).T
+            loss = F.cross_entropy(logits, y[idx])
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
 
-        self.history = fit_epochs(self.hp['epochs'], epoch)  # the official loop keeps the last epoch
+    self.history = fit_epochs(self.hp['epochs'], epoch)  # the official loop keeps the last epoch
 
-    def _logits(self, Q, T, classnames=None):
-        pairs = self._pair_indices(classnames or self.classnames)
-        return self.model.logit_scale.exp() * Q @ self._text(pairs).T
+
+@patch
+def _logits(self: CSP, Q, T, classnames=None):
+    pairs = self._pair_indices(classnames or self.classnames)
+    return self.model.logit_scale.exp() * Q @ self._text(pairs).T

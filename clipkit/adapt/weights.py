@@ -34,7 +34,7 @@ def interpolate(
     )
     return out
 
-
+# %% ../../nbs/09_adapt.weights.ipynb #2028e477
 def zero_shot_top1(
     model,  # an open_clip model
     tokenizer,  # the model's tokenizer
@@ -46,7 +46,7 @@ def zero_shot_top1(
         'top1'
     ]
 
-
+# %% ../../nbs/09_adapt.weights.ipynb #9681f8ef
 def wise_ft_sweep(
     model0,  # the zero-shot model
     model1,  # the fine-tuned model
@@ -139,7 +139,7 @@ def start_head(
         raise ValueError(f"start_head: head must be 'zero_shot', 'probe' or 'random', got {head!r}")
     return ImageClassifier(model.visual, W, b, preprocess)
 
-
+# %% ../../nbs/09_adapt.weights.ipynb #007311e1
 def _freeze_batchnorm(module):
     if isinstance(module, nn.modules.batchnorm._BatchNorm):
         module.eval()
@@ -236,7 +236,7 @@ class FineTune(Adapter):
             raise ValueError(f"{self.name}: runs the image tower, so the query Features need their images")
         return self.classifier.logits(query.images)
 
-
+# %% ../../nbs/09_adapt.weights.ipynb #42f519cd
 @register
 class LPFT(FineTune):
     "LP-FT: a linear probe first, then full fine-tuning from it (Kumar et al., 2022)."

@@ -62,7 +62,7 @@ def shift(
     d = x.mean(0) - y.mean(0) if delta is None else delta
     return _unit(x - lam / 2 * d), _unit(y + lam / 2 * d)
 
-
+# %% ../../nbs/10_analysis.geometry.ipynb #3c01900e
 def gap_shift(
     image_emb,  # (N, D) image embeddings
     text_emb,  # matched pairs (N, D): row i of each is one pair
@@ -118,7 +118,7 @@ def plot_gap(
     ax.legend(fontsize=8)
     return ax
 
-
+# %% ../../nbs/10_analysis.geometry.ipynb #f94dbc77
 def plot_shift(
     df: pd.DataFrame,  # gap_shift's table
     axs=None,  # the matplotlib axes to draw on (a new figure where None)
@@ -164,7 +164,7 @@ def uniformity_chunked(
     n = len(a) * len(b) - (len(a) if skip else 0)
     return (torch.logsumexp(torch.stack(parts), 0) - math.log(n)).item()
 
-
+# %% ../../nbs/10_analysis.geometry.ipynb #fd585044
 def _label_alignment(x, labels, chunk=2048):
     "Mean squared distance over pairs i != j that share a label."
     labels = torch.as_tensor(labels)
@@ -201,7 +201,7 @@ def align_uniform(
     )
     return out
 
-
+# %% ../../nbs/10_analysis.geometry.ipynb #efa7cd46
 def plot_align_uniform(
     rows: pd.DataFrame,  # align_uniform's rows
     x: str = 'uniform_image',  # the column on the x axis
@@ -246,7 +246,7 @@ def retrieval_by_label(
         ap.append(((hits / ranks) * rel).sum(1) / rel.sum(1).clamp(min=1))
     return {'precision@1': torch.cat(p1).mean().item(), 'mAP': torch.cat(ap).mean().item()}
 
-
+# %% ../../nbs/10_analysis.geometry.ipynb #7fe313d3
 def to_other_modality(
     q: torch.Tensor,  # (N, D) queries
     bank: torch.Tensor,  # (M, D) embeddings of the other modality
@@ -256,7 +256,7 @@ def to_other_modality(
     q, bank = _unit(q), _unit(bank)
     return _unit((scale * q @ bank.T).softmax(1) @ bank)
 
-
+# %% ../../nbs/10_analysis.geometry.ipynb #9b5eab9b
 def intra_vs_inter(
     image_emb,  # (N, D) image embeddings
     labels,  # class of each image
@@ -309,7 +309,7 @@ def matrix_entropy(
     lam = lam[lam > 0]
     return float(-(lam * lam.log()).sum())
 
-
+# %% ../../nbs/10_analysis.geometry.ipynb #36388221
 def schur_decomposition(
     image_emb,  # (N, D) image embeddings
     text_emb,  # (M, D) text embeddings
@@ -334,7 +334,7 @@ def schur_decomposition(
         'eig_schur': torch.linalg.eigvalsh((rest + rest.T) / 2).flip(0).clamp(min=0).float(),
     }
 
-
+# %% ../../nbs/10_analysis.geometry.ipynb #a342e489
 def plot_schur(
     res: dict,  # schur_decomposition's result
     ax=None,  # the matplotlib axes to draw on (a new figure where None)

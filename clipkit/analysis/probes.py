@@ -64,7 +64,7 @@ def minimal_pairs(
         'kind': kind,
     }
 
-
+# %% ../../nbs/10_analysis.probes.ipynb #23f8a19f
 def winoground_scores(
     i0,  # first image embeddings
     i1,  # second image embeddings
@@ -137,7 +137,7 @@ def hard_negatives(
         rows += [{'item': i, 'type': t, 'caption': c} for t, c in neg.items()]
     return {'images': render(sc, cfg.size, seed), 'positives': pos, 'negatives': pd.DataFrame(rows)}
 
-
+# %% ../../nbs/10_analysis.probes.ipynb #32f452d0
 def hard_negative_scores(
     image_emb,  # (N, D) image embeddings
     pos_emb,  # true caption embeddings
@@ -168,7 +168,7 @@ def hard_negative_eval(
         neg['type'],
     )
 
-
+# %% ../../nbs/10_analysis.probes.ipynb #c23aa277
 def plot_compositionality(
     wino: pd.DataFrame,  # winoground_eval's table
     hn: pd.DataFrame,  # hard_negative_eval's table
@@ -232,7 +232,7 @@ def association_scenes(
         'query': query,
     }
 
-
+# %% ../../nbs/10_analysis.probes.ipynb #85adfc71
 def association_bias(
     image_emb: dict,  # (N, D) image embeddings
     text: torch.Tensor,  # {prompt kind: text embeddings}
@@ -314,7 +314,7 @@ def blind_pairs(
     df = pd.concat(out, ignore_index=True).sort_values('clip_sim', ascending=False, ignore_index=True)
     return df if limit is None else df.head(limit)
 
-
+# %% ../../nbs/10_analysis.probes.ipynb #3d32edbc
 def plot_blind(
     clip_emb,  # CLIP's image embeddings
     ref_emb,  # a reference encoder's embeddings
@@ -385,7 +385,7 @@ def frequency_fit(
         'n': int(m.sum()),
     }
 
-
+# %% ../../nbs/10_analysis.probes.ipynb #eeecf59f
 def plot_frequency(
     freq,  # pretraining frequency per concept
     acc,  # accuracy per concept
@@ -447,7 +447,7 @@ def factor_sets(
         sets[key] = make_task(f'{key[0]}={key[1]}', pairs, labels, list(cfg.shapes), TEMPLATES['object'])
     return sets
 
-
+# %% ../../nbs/10_analysis.probes.ipynb #49eca188
 def factor_table(
     accuracy: dict,  # {(factor, value): top-1} over factor_sets's sets
 ) -> pd.DataFrame:
@@ -466,7 +466,7 @@ def factor_table(
     summary['drop'] = summary['reference'] - summary['worst top1']
     return summary
 
-
+# %% ../../nbs/10_analysis.probes.ipynb #39784aba
 def cue_conflict(
     cfg: WorldConfig,  # the world (its colours and shapes)
     n: int = 200,  # items

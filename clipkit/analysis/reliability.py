@@ -53,7 +53,7 @@ def calibration(
         'bins': bins,
     }
 
-
+# %% ../../nbs/10_analysis.reliability.ipynb #a7b271e9
 def fit_temperature(
     logits,  # (N, C) class logits
     labels,  # (N,) integer class labels
@@ -93,7 +93,7 @@ def ece_vs_temperature(
         ]
     )
 
-
+# %% ../../nbs/10_analysis.reliability.ipynb #ebebc174
 def plot_reliability(
     cal: dict,  # calibration's result
     ax=None,  # the matplotlib axes to draw on (a new figure where None)
@@ -144,7 +144,7 @@ def ensemble_score(*probs: torch.Tensor) -> torch.Tensor:
         raise ValueError("ensemble_score: needs at least one probability matrix")
     return torch.stack([torch.as_tensor(p).float() for p in probs]).mean(0).max(1).values
 
-
+# %% ../../nbs/10_analysis.reliability.ipynb #6b21c1b7
 def fpr_at_tpr(
     id_scores,  # scores of in-distribution images (higher = more ID)
     ood_scores_,  # scores of OOD images
@@ -184,7 +184,7 @@ def ood_table(
         ]
     )
 
-
+# %% ../../nbs/10_analysis.reliability.ipynb #2272e6e5
 def plot_ood(
     id_s,  # ID scores
     ood_s,  # OOD scores
@@ -247,7 +247,7 @@ def train_closed_world(
             opt.step()
     return net.eval()
 
-
+# %% ../../nbs/10_analysis.reliability.ipynb #495dc3f1
 def cnn_probs(
     net: nn.Module,  # train_closed_world's network
     images: torch.Tensor,  # a uint8 tensor (N, 3, H, W) or a sequence of PIL images
@@ -295,7 +295,7 @@ def effective_robustness(
     )
     return df, {'slope': float(slope), 'intercept': float(intercept)}
 
-
+# %% ../../nbs/10_analysis.reliability.ipynb #10fb5e4b
 def plot_effective_robustness(
     df: pd.DataFrame,  # effective_robustness's table
     fit: dict,  # its fit

@@ -46,7 +46,7 @@ class LazyImages:
     def __repr__(self):
         return f'LazyImages({len(self)} images)'
 
-
+# %% ../../nbs/02_data.sources.ipynb #1eaeb5ca
 def image_extensions() -> set:
     "Every file extension (no dot, lower case) that PIL can open."
     Image.init()
@@ -180,7 +180,7 @@ def split_member_name(
     stem, _, ext = base.partition('.')
     return name[: len(name) - len(base)] + stem, ext
 
-
+# %% ../../nbs/02_data.sources.ipynb #9e63d5eb
 def tar_samples(
     urls,  # shard paths (or dicts with a 'url'), read in order
 ):
@@ -221,7 +221,7 @@ def tar_samples(
         except (tarfile.TarError, OSError) as e:
             yield {'__key__': url, '__bad__': f'broken shard ({e})'}
 
-
+# %% ../../nbs/02_data.sources.ipynb #cb6a5a81
 def _expected_samples(path, expected):
     "The sample count a shard should hold: `expected[name]`, else img2dataset's `<stem>_stats.json`, or None."
     import json
@@ -324,7 +324,7 @@ def image_folder_task(
     meta = _with_report(pd.DataFrame({'filepath': items}), report)
     return Task(name or root.name, LazyImages(items), labels, names, templates or ['a photo of a {}.'], meta)
 
-
+# %% ../../nbs/02_data.sources.ipynb #34797d86
 def torchvision_task(
     ds,  # a dataset whose items are (PIL image, int label), with no transform
     classnames: list | None = None,  # `ds.classes` by default
@@ -374,7 +374,7 @@ def few_shot_indices(
         va += list(idx[k : k + val_k])
     return np.array(sorted(tr)), np.array(sorted(va))
 
-
+# %% ../../nbs/02_data.sources.ipynb #af8ee9c2
 def few_shot(
     task: Task,  # a Task
     k: int,  # shots per class

@@ -43,7 +43,7 @@ class Batch:
         views = None if self.views is None else tuple(move(v) for v in self.views)
         return Batch(*moved, self.index, self.bad, self.captions, views)
 
-
+# %% ../../nbs/02_data.stream.ipynb #77803880
 class BadSamples:
     "A running count of the samples dropped from batches, by reason, with the first few named."
 
@@ -86,7 +86,7 @@ def sample_seed(
     "The seed of one training sample's augmentations, the same on every path (memory, files, shards)."
     return (((seed * 1000003 + step) * 131 + rank) * 65537 + slot) % 2**63
 
-
+# %% ../../nbs/02_data.stream.ipynb #c577ddf9
 def _to_uint8(image) -> torch.Tensor:
     "A PIL image as a uint8 (3, H, W) tensor."
     return torch.from_numpy(np.array(image.convert('RGB'), dtype=np.uint8)).permute(2, 0, 1).contiguous()
@@ -114,7 +114,7 @@ def stack_inputs(
     views = tuple(torch.stack([x[v] for x in inputs]) for v in range(1, len(inputs[0])))
     return images, views or None
 
-
+# %% ../../nbs/02_data.stream.ipynb #c54fbf2d
 class _Decoded(torch.utils.data.Dataset):
     """Items of a LazyImages, preprocessed (and augmented, where `augment` is given: the items are then
     (index, seed) pairs); an unreadable one gives (None, i, reason)."""
@@ -154,7 +154,7 @@ class _Collate:
         images, views = stack_inputs([x for x, _ in good])
         return Batch(images, index.tolist(), index=index, bad=bad, views=views)
 
-
+# %% ../../nbs/02_data.stream.ipynb #3717aafb
 def file_batches(
     images: LazyImages,  # images kept as file paths or encoded bytes
     preprocess,  # the model's transform: PIL image -> tensor
@@ -234,7 +234,7 @@ class _ShardEpochs(torch.utils.data.IterableDataset):
                 yield {'url': url}
             epoch += 1
 
-
+# %% ../../nbs/02_data.stream.ipynb #ce70b167
 def _worker(start_step: int = 0):
     """(the worker's role, the number of workers) of the DataLoader that runs us; (0, 1) in the main process.
     A DataLoader takes batches from its workers in turn, starting with worker 0, so in a stream resumed at
@@ -252,7 +252,7 @@ def _split_worker(shards, start_step):
         if i % n == role:
             yield s
 
-
+# %% ../../nbs/02_data.stream.ipynb #747c9cd4
 def _shuffled(samples, buffer, seed, rank, start_step):
     "A seeded buffer shuffle (per process and worker role); buffer 0 keeps the stream's order."
     if buffer <= 1:
@@ -279,7 +279,7 @@ def _skipped(samples, batch_size, start_step, seed, rank):
             s['__seed__'] = sample_seed(seed, role + (i // batch_size) * n, rank, i % batch_size)
             yield s
 
-
+# %% ../../nbs/02_data.stream.ipynb #ea874a3a
 class _Decode:
     """A sample dict -> (model input, target, key, None) or (None, None, key, reason); the target is the
     caption's tokens (with a tokenizer), the class label (with a label key) or its lines (retrieval)."""
@@ -322,7 +322,7 @@ class _Decode:
         except Exception as e:
             return None, None, key, f'unreadable sample ({type(e).__name__}: {e})'
 
-
+# %% ../../nbs/02_data.stream.ipynb #183794bd
 def _collate_samples(items):
     "Stack decoded samples into a Batch; the bad ones are listed in `bad`, not stacked."
     good = [it for it in items if it[3] is None]
@@ -383,7 +383,7 @@ class ShardRetrieval(_ShardSource):
     n_samples: int | None = None  # counted from the shards (when first asked) where None
     caption_key: str = 'txt'  # the member holding the captions, one per line
 
-
+# %% ../../nbs/02_data.stream.ipynb #c915dd8c
 def clip_benchmark_task(
     root,  # a dataset folder in CLIP_benchmark's WebDataset layout
     split: str = 'test',  # the split's sub-folder
@@ -404,7 +404,7 @@ def clip_benchmark_task(
     templates = templates_file.read_text().splitlines() if templates_file.is_file() else ['a photo of a {c}.']
     return ShardTask(name or root.name, shards, names.read_text().splitlines(), templates)
 
-
+# %% ../../nbs/02_data.stream.ipynb #dcbe9fb1
 def _split(samples, rank, world):
     "Every world-th item from position rank (the shards of one process)."
     for i, s in enumerate(samples):

@@ -163,10 +163,58 @@ def _draw_objects(rng, cfg, k, allow_holdout=False):
             out.append((s, c))
     return out
 
-# %% ../../nbs/01_data.world.ipynb #b0f691ba
+
 _CELLS = [(x, y) for y in (1 / 6, 1 / 2, 5 / 6) for x in (1 / 6, 1 / 2, 5 / 6)]
 
+# %% ../../nbs/01_data.world.ipynb #ab2c6e47
+def _single_layout(cfg, rng, combo, allow_holdout, size, position) -> tuple:
+    "(objects, sizes, centres) of a one-object scene, drawn in the world's fixed order."
+    S = cfg.size
+    objs = (
+        [(cfg.shapes.index(combo[0]), cfg.colors.index(combo[1]))]
+        if combo
+        else _draw_objects(rng, cfg, 1, allow_holdout=allow_holdout)
+    )
+    sz = ['small', 'large'][rng.integers(2)]
+    sz = size or sz  # drawn either way: forcing a size leaves every later draw as it was
+    r = SIZES[sz] * S
+    m = r + 1
+    xy = [tuple(rng.uniform(m, S - m, 2))]
+    if position == 'centre':
+        xy = [(S / 2 + xy[0][0] / S - 0.5, S / 2 + xy[0][1] / S - 0.5)]  # within half a pixel
+    elif position == 'corner':
+        xy = [(m if xy[0][0] < S / 2 else S - m, m if xy[0][1] < S / 2 else S - m)]  # the nearest one
+    return objs, [sz], xy
 
+
+def _grid_centres(cfg, rng, k: int) -> list:
+    "Centres of `k` small objects in distinct cells of a 3 x 3 grid, jittered by up to a pixel."
+    S = cfg.size
+    cells = rng.choice(9, k, replace=False)
+    return [(_CELLS[j][0] * S + rng.uniform(-1, 1), _CELLS[j][1] * S + rng.uniform(-1, 1)) for j in cells]
+
+
+def _pair_layout(cfg, rng, relation, pair_shapes, allow_holdout) -> tuple:
+    "(relation, objects, sizes, centres) of a two-object scene, placed so that the relation holds."
+    S = cfg.size
+    rel = relation or RELATIONS[rng.integers(4)]
+    if pair_shapes:
+        objs = [
+            (cfg.shapes.index(pair_shapes[0]), int(rng.integers(len(cfg.colors)))),
+            (cfg.shapes.index(pair_shapes[1]), int(rng.integers(len(cfg.colors)))),
+        ]
+    else:
+        objs = _draw_objects(rng, cfg, 2, allow_holdout=allow_holdout)
+        while objs[1] == objs[0]:
+            objs[1] = _draw_objects(rng, cfg, 1, allow_holdout=allow_holdout)[0]
+    a, b = rng.uniform(0.2, 0.3) * S, rng.uniform(0.7, 0.8) * S  # positions on the relation's axis
+    o1, o2 = rng.uniform(0.3, 0.7, 2) * S  # positions across it
+    if rel in ('right of', 'below'):
+        a, b = b, a
+    xy = [(a, o1), (b, o2)] if rel in ('left of', 'right of') else [(o1, a), (o2, b)]
+    return rel, objs, ['small', 'small'], xy
+
+# %% ../../nbs/01_data.world.ipynb #b0f691ba
 def sample_scenes(
     cfg: WorldConfig,  # the world's knobs
     n: int,  # number of scenes
@@ -193,60 +241,24 @@ def sample_scenes(
     pst = np.array([cfg.styles[s] for s in styles], float)
     kind_of = [kind] * n if kind else [kinds[i] for i in rng.choice(len(kinds), n, p=pk / pk.sum())]
     style_of = [style] * n if style else [styles[i] for i in rng.choice(len(styles), n, p=pst / pst.sum())]
-    S = cfg.size
     rows = []
     for i in range(n):
         kd, st = kind_of[i], style_of[i]
         rel = None
         if kd == 'single':
-            objs = (
-                [(cfg.shapes.index(combo[0]), cfg.colors.index(combo[1]))]
-                if combo
-                else _draw_objects(rng, cfg, 1, allow_holdout=allow_holdout)
-            )
-            sz = ['small', 'large'][rng.integers(2)]
-            sz = size or sz  # drawn either way: forcing a size leaves every later draw as it was
-            r = SIZES[sz] * S
-            m = r + 1
-            xy = [tuple(rng.uniform(m, S - m, 2))]
-            if position == 'centre':
-                xy = [(S / 2 + xy[0][0] / S - 0.5, S / 2 + xy[0][1] / S - 0.5)]  # within half a pixel
-            elif position == 'corner':
-                xy = [(m if xy[0][0] < S / 2 else S - m, m if xy[0][1] < S / 2 else S - m)]  # the nearest one
-            sizes = [sz]
+            objs, sizes, xy = _single_layout(cfg, rng, combo, allow_holdout, size, position)
         elif kd == 'count':
             k = n_objects or int(rng.integers(2, 4))
             ((s, c),) = _draw_objects(rng, cfg, 1, allow_holdout=allow_holdout)
             objs = [(s, c)] * k
             sizes = ['small'] * k
-            cells = rng.choice(9, k, replace=False)
-            xy = [
-                (_CELLS[j][0] * S + rng.uniform(-1, 1), _CELLS[j][1] * S + rng.uniform(-1, 1)) for j in cells
-            ]
+            xy = _grid_centres(cfg, rng, k)
         elif kd == 'pair':
-            rel = relation or RELATIONS[rng.integers(4)]
-            if pair_shapes:
-                objs = [
-                    (cfg.shapes.index(pair_shapes[0]), int(rng.integers(len(cfg.colors)))),
-                    (cfg.shapes.index(pair_shapes[1]), int(rng.integers(len(cfg.colors)))),
-                ]
-            else:
-                objs = _draw_objects(rng, cfg, 2, allow_holdout=allow_holdout)
-                while objs[1] == objs[0]:
-                    objs[1] = _draw_objects(rng, cfg, 1, allow_holdout=allow_holdout)[0]
-            a, b = rng.uniform(0.2, 0.3) * S, rng.uniform(0.7, 0.8) * S  # positions on the relation's axis
-            o1, o2 = rng.uniform(0.3, 0.7, 2) * S  # positions across it
-            if rel in ('right of', 'below'):
-                a, b = b, a
-            xy = [(a, o1), (b, o2)] if rel in ('left of', 'right of') else [(o1, a), (o2, b)]
-            sizes = ['small', 'small']
+            rel, objs, sizes, xy = _pair_layout(cfg, rng, relation, pair_shapes, allow_holdout)
         else:  # triple
             objs = _draw_objects(rng, cfg, 3, allow_holdout=allow_holdout)
             sizes = ['small'] * 3
-            cells = rng.choice(9, 3, replace=False)
-            xy = [
-                (_CELLS[j][0] * S + rng.uniform(-1, 1), _CELLS[j][1] * S + rng.uniform(-1, 1)) for j in cells
-            ]
+            xy = _grid_centres(cfg, rng, 3)
         tie = cfg.backgrounds.get(cfg.shapes[objs[0][0]]) if cfg.backgrounds and not style else None
         if tie is not None and rng.random() < tie[1]:
             st = tie[0]  # the planted background of the scene's first shape
@@ -387,7 +399,7 @@ def _obj(rng, cfg, shape, color, size=None):
     ]
     return f"{_article(words[0])} {' '.join(words)}"
 
-
+# %% ../../nbs/01_data.world.ipynb #6c3bd1d9
 SINGLE = [
     '{o}',
     'a photo of {o}',
@@ -448,7 +460,7 @@ def world_entries(
         )
     )
 
-
+# %% ../../nbs/01_data.world.ipynb #117151f2
 _PREFIXES = ('a photo of ', 'an image of ', 'a picture of ', 'there is ', 'there are ', 'a drawing of ')
 
 
@@ -484,7 +496,7 @@ def world_paraphrase(
     )
     return str(rng.choice(wrap)).format(core)
 
-
+# %% ../../nbs/01_data.world.ipynb #2a161667
 def world_rewrites(
     pairs,  # image-text Pairs
     n: int = 3,  # rewrites per caption
@@ -506,7 +518,7 @@ def world_rewrites(
         out.append(alts)
     return out
 
-
+# %% ../../nbs/01_data.world.ipynb #47c41e57
 _SHAPE_WORDS = {  # descriptor phrases in the form DCLIP's language model writes them
     'circle': ['a round outline', 'no corners'],
     'square': ['four corners', 'four equal sides'],
@@ -617,7 +629,7 @@ def make_task(
     "A classification Task over the images of `pairs`."
     return Task(name, pairs.images, labels, classnames, templates, pairs.meta)
 
-
+# %% ../../nbs/01_data.world.ipynb #539e1cad
 def _combo_labels(pairs, heads):
     "Index in `heads` ('colour shape' names) of each pair's first object."
     return [heads.index(f'{c[0]} {s[0]}') for c, s in zip(pairs.meta.colors, pairs.meta.shapes)]
@@ -640,7 +652,7 @@ def _per_combo(make, combos, n, seed, **kw) -> Pairs:
         [make(n=n, seed=seed + 7 * i, kind='single', combo=c, **kw) for i, c in enumerate(combos)]
     )
 
-
+# %% ../../nbs/01_data.world.ipynb #0b32476a
 def world_tasks(
     cfg: WorldConfig,  # the world the model was trained on
     n_per_class: int = 20,  # images per class (per class of the 48-way head for shape x colour tasks)
@@ -894,7 +906,7 @@ def export_csv(
     write_atomic(out / name, '\n'.join(lines) + '\n')  # the CSV appears whole, after every image
     return out / name
 
-
+# %% ../../nbs/01_data.world.ipynb #52bb0fa9
 def export_wds(
     pairs: Pairs,  # image-text Pairs
     out_dir,  # the folder to write into (created if missing)
@@ -914,7 +926,7 @@ def export_wds(
                 _add(tar, f'{i:09d}.txt', pairs.captions[i].encode())
     return paths
 
-
+# %% ../../nbs/01_data.world.ipynb #dd8e9574
 def export_clip_benchmark(
     task,  # a Task (classification) or a RetrievalSet (retrieval)
     out_dir,  # the folder to write into (created if missing)
