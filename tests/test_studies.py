@@ -87,6 +87,7 @@ def test_study_runs(nb, tmp_path):
         json.loads((tmp_path / 'metrics.json').read_text())  # strict JSON: loads without error
 
 
+@pytest.mark.slow  # a second quickstart run, through plain papermill
 def test_quickstart_metrics(tmp_path):
     """Plain papermill with -p: the parameters tag survived nbdev-clean, and metrics.json has every promised
     key."""
