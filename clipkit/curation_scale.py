@@ -7,7 +7,7 @@
 from __future__ import annotations
 from .config import get_seed
 from .util import atomic_path
-import functools
+import functools, os
 from pathlib import Path
 import numpy as np, pandas as pd
 from .curation import Matcher, balance
@@ -221,8 +221,11 @@ def run_dask(
         raise ImportError("run_dask needs Dask: pip install 'clipkit[scale]'") from None
     own = client is None
     if own:
+        environment = dict(os.environ)  # Dask sets OMP_NUM_THREADS=1 here for its workers, and leaves it
         cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
         client = Client(cluster)
+        os.environ.clear()  # the workers have started: this process's later children get every thread
+        os.environ.update(environment)
     try:
         return curate(
             shards,
