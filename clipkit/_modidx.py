@@ -303,6 +303,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                 'clipkit.config.Settings': ('config.html#settings', 'clipkit/config.py'),
                                 'clipkit.config._check_device': ('config.html#_check_device', 'clipkit/config.py'),
                                 'clipkit.config._parse_settings': ('config.html#_parse_settings', 'clipkit/config.py'),
+                                'clipkit.config._refuse_misspelt_section': ('config.html#_refuse_misspelt_section', 'clipkit/config.py'),
                                 'clipkit.config._setting_int': ('config.html#_setting_int', 'clipkit/config.py'),
                                 'clipkit.config.compute_device': ('config.html#compute_device', 'clipkit/config.py'),
                                 'clipkit.config.derive_seed': ('config.html#derive_seed', 'clipkit/config.py'),

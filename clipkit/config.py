@@ -4,15 +4,15 @@
 
 # %% ../nbs/00_config.ipynb #957bc813
 from __future__ import annotations
-import configparser, contextlib, functools, hashlib, importlib.util, itertools, os, random
+import configparser, contextlib, difflib, functools, hashlib, importlib.util, itertools, os, random
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np, torch
 
 # %% auto #0
-__all__ = ['DEFAULTS', 'packaged_studies', 'find_settings', 'Settings', 'get_settings', 'local_rank', 'get_device',
-           'model_device', 'compute_device', 'set_threads', 'usable_cores', 'threads_beside_workers', 'get_seed',
-           'derive_seed', 'seed_everything', 'seeded', 'RunContext', 'run_context']
+__all__ = ['DEFAULTS', 'OTHER_VARIABLES', 'packaged_studies', 'find_settings', 'Settings', 'get_settings', 'local_rank',
+           'get_device', 'model_device', 'compute_device', 'set_threads', 'usable_cores', 'threads_beside_workers',
+           'get_seed', 'derive_seed', 'seed_everything', 'seeded', 'RunContext', 'run_context']
 
 # %% ../nbs/00_config.ipynb #ed47a0a8
 DEFAULTS = dict(
@@ -24,6 +24,8 @@ DEFAULTS = dict(
     threads='0',
     seed='0',
 )
+# the other variables clipkit reads: the settings file to use, and the study runner's progress events
+OTHER_VARIABLES = ('CLIPKIT_SETTINGS', 'CLIPKIT_PROGRESS_FILE')
 
 # %% ../nbs/00_config.ipynb #97be6778
 def packaged_studies() -> Path:
@@ -44,9 +46,29 @@ def find_settings(
     p = Path(start or Path.cwd()).resolve()
     for d in [p, *p.parents]:
         f = d / 'settings.ini'
-        if f.is_file() and '[clipkit]' in f.read_text():
+        if not f.is_file():
+            continue
+        if '[clipkit]' in f.read_text():
             return f
+        _refuse_misspelt_section(f)
     return None
+
+
+def _refuse_misspelt_section(
+    f: Path,  # a settings.ini without a [clipkit] section
+):
+    "Raise if the file's sections look like a misspelt [clipkit] (another tool's settings.ini passes)."
+    cp = configparser.ConfigParser()
+    try:
+        cp.read(f)
+    except configparser.Error:
+        return  # not an INI file clipkit could have meant
+    near = difflib.get_close_matches('clipkit', [s.lower() for s in cp.sections()], n=1, cutoff=0.7)
+    if near:
+        raise ValueError(
+            f"settings: {f} has no [clipkit] section but has {cp.sections()}; did you mean [clipkit] "
+            f"for [{near[0]}]?"
+        )
 
 # %% ../nbs/00_config.ipynb #9d13bac2
 @dataclass(frozen=True)
@@ -110,6 +132,13 @@ def _parse_settings(file_key, env, cwd) -> Settings:
         if key in vals:
             vals[key] = value
             where[key] = f'environment variable {k}'
+        elif k not in OTHER_VARIABLES:
+            known = [f'CLIPKIT_{name.upper()}' for name in DEFAULTS] + list(OTHER_VARIABLES)
+            near = difflib.get_close_matches(k, known, n=2, cutoff=0.6)
+            raise ValueError(
+                f"settings: environment variable {k} names no setting"
+                + (f"; did you mean {' or '.join(near)}?" if near else f"; the variables are {known}")
+            )
     root = f.parent if f is not None else Path(cwd)
     path = lambda k: (root / Path(vals[k]).expanduser()).resolve()
     ints = {k: _setting_int(vals[k], where[k]) for k in ('threads', 'seed')}
