@@ -9,7 +9,8 @@ import importlib.util as _importlib_util
 def __getattr__(name):
     if name.startswith('_'):
         raise AttributeError(f"module 'clipkit' has no attribute {name!r}")
-    if _importlib_util.find_spec(f'clipkit.{name}') is not None:  # a submodule, as `from . import models` asks
+    # a submodule, as `from . import models` asks for while clipkit itself is still loading
+    if _importlib_util.find_spec(f'clipkit.{name}') is not None:
         return _importlib.import_module(f'clipkit.{name}')
     api = _importlib.import_module('clipkit.api')
     if name in api.__all__:
