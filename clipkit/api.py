@@ -6,7 +6,7 @@ adaptation method by name."""
 # %% ../nbs/12_api.ipynb #6aacfbde
 from __future__ import annotations
 from .types import Pairs, Task, Features
-from .config import get_settings, get_device, get_seed
+from .config import Rule, UsageError, get_settings, get_device, get_seed
 from .losses import LOSSES, LossSpec, get_loss
 from .models import create, load, save
 from .features import extract, image_features, text_features, zero_shot_weights
@@ -30,7 +30,7 @@ _all_ = [
     'retrieval_metrics', 'WorldConfig', 'make_pairs', 'world_tasks', 'world_retrieval', 'read_csv_pairs',
     'read_wds_pairs', 'image_folder_task', 'few_shot', 'base_novel', 'Matcher', 'balance',
     'BalancedSampler', 'pair_scores', 'score_filter', 'semdedup', 'ADAPTERS', 'Adapter', 'CannotTransfer',
-    'run_study', 'list_studies',
+    'run_study', 'list_studies', 'UsageError',
 ]  # fmt: skip
 
 # %% auto #0
@@ -39,7 +39,7 @@ __all__ = ['adapter', 'Pairs', 'Task', 'Features', 'get_settings', 'get_device',
            'zero_shot_eval', 'classification_metrics', 'retrieval_metrics', 'WorldConfig', 'make_pairs', 'world_tasks',
            'world_retrieval', 'read_csv_pairs', 'read_wds_pairs', 'image_folder_task', 'few_shot', 'base_novel',
            'Matcher', 'balance', 'BalancedSampler', 'pair_scores', 'score_filter', 'semdedup', 'ADAPTERS', 'Adapter',
-           'CannotTransfer', 'run_study', 'list_studies']
+           'CannotTransfer', 'run_study', 'list_studies', 'UsageError']
 
 # %% ../nbs/12_api.ipynb #0723a13f
 def adapter(
@@ -51,6 +51,5 @@ def adapter(
     **hp,  # hyperparameters to fix; a name the method does not have raises
 ) -> Adapter:
     "An unfitted adaptation method by name; call `.fit(support, val)` and then `.logits(query)`."
-    if name not in ADAPTERS:
-        raise ValueError(f"adapter: unknown method {name!r}; one of {sorted(ADAPTERS)}")
+    Rule('adapter').check('adapter', name)  # an unknown name is refused with its close matches
     return ADAPTERS[name](model=model, tokenizer=tokenizer, preprocess=preprocess, seed=seed, **hp)

@@ -4,15 +4,16 @@
 
 # %% ../nbs/00_config.ipynb #957bc813
 from __future__ import annotations
-import configparser, contextlib, difflib, functools, hashlib, importlib.util, itertools, os, random
+import configparser, contextlib, difflib, functools, hashlib, importlib.util, itertools, operator, os, random
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np, torch
 
 # %% auto #0
-__all__ = ['DEFAULTS', 'OTHER_VARIABLES', 'packaged_studies', 'find_settings', 'Settings', 'get_settings', 'local_rank',
-           'get_device', 'model_device', 'compute_device', 'set_threads', 'usable_cores', 'threads_beside_workers',
-           'get_seed', 'derive_seed', 'seed_everything', 'seeded', 'RunContext', 'run_context']
+__all__ = ['DEFAULTS', 'OTHER_VARIABLES', 'NAME_KINDS', 'UsageError', 'did_you_mean', 'packaged_studies', 'find_settings',
+           'Settings', 'get_settings', 'local_rank', 'get_device', 'model_device', 'compute_device', 'set_threads',
+           'usable_cores', 'threads_beside_workers', 'get_seed', 'derive_seed', 'seed_everything', 'seeded',
+           'RunContext', 'run_context', 'Rule', 'check_fields', 'arg_type']
 
 # %% ../nbs/00_config.ipynb #ed47a0a8
 DEFAULTS = dict(
@@ -26,6 +27,25 @@ DEFAULTS = dict(
 )
 # the other variables clipkit reads: the settings file to use, and the study runner's progress events
 OTHER_VARIABLES = ('CLIPKIT_SETTINGS', 'CLIPKIT_PROGRESS_FILE')
+
+# %% ../nbs/00_config.ipynb #0fbecee0
+class UsageError(ValueError):
+    """A user's mistake: a bad argument, parameter, setting, name or file. Its message is one line naming the
+    argument, the value and what is allowed; the command line prints it without a traceback."""
+
+
+def did_you_mean(
+    name,  # the name asked for
+    known,  # the names that exist
+) -> str:
+    "'; did you mean A or B?' for the close matches of `name` among `known`, else the known names listed."
+    known = sorted(str(k) for k in known)
+    near = difflib.get_close_matches(str(name), known, n=3, cutoff=0.6)
+    if near:
+        return '; did you mean ' + ' or '.join(near) + '?'
+    if len(known) <= 12:
+        return '; known: ' + ', '.join(known)
+    return f"; none of the {len(known)} known is close"
 
 # %% ../nbs/00_config.ipynb #97be6778
 def packaged_studies() -> Path:
@@ -65,7 +85,7 @@ def _refuse_misspelt_section(
         return  # not an INI file clipkit could have meant
     near = difflib.get_close_matches('clipkit', [s.lower() for s in cp.sections()], n=1, cutoff=0.7)
     if near:
-        raise ValueError(
+        raise UsageError(
             f"settings: {f} has no [clipkit] section but has {cp.sections()}; did you mean [clipkit] "
             f"for [{near[0]}]?"
         )
@@ -93,7 +113,7 @@ def _check_device(name: str, where: str) -> str:
     try:
         torch.device(name)
     except (RuntimeError, ValueError) as e:
-        raise ValueError(
+        raise UsageError(
             f"{where}: device {name!r} is not a device torch knows ('auto', 'cpu', 'cuda', ...)"
         ) from e
     return name
@@ -104,9 +124,9 @@ def _setting_int(value: str, where: str) -> int:
     try:
         number = int(value)
     except ValueError as e:
-        raise ValueError(f"settings: {where} must be an integer, got {value!r}") from e
+        raise UsageError(f"settings: {where} must be an integer, got {value!r}") from e
     if number < 0:
-        raise ValueError(f"settings: {where} must be 0 or more, got {number}")
+        raise UsageError(f"settings: {where} must be 0 or more, got {number}")
     return number
 
 # %% ../nbs/00_config.ipynb #ca933335
@@ -122,7 +142,7 @@ def _parse_settings(file_key, env, cwd) -> Settings:
         section = dict(cp['clipkit']) if cp.has_section('clipkit') else {}
         unknown = sorted(set(section) - set(DEFAULTS))
         if unknown:
-            raise ValueError(
+            raise UsageError(
                 f"settings: {f} [clipkit] has unknown keys {unknown}; the keys are {sorted(DEFAULTS)}"
             )
         vals.update(section)
@@ -135,7 +155,7 @@ def _parse_settings(file_key, env, cwd) -> Settings:
         elif k not in OTHER_VARIABLES:
             known = [f'CLIPKIT_{name.upper()}' for name in DEFAULTS] + list(OTHER_VARIABLES)
             near = difflib.get_close_matches(k, known, n=2, cutoff=0.6)
-            raise ValueError(
+            raise UsageError(
                 f"settings: environment variable {k} names no setting"
                 + (f"; did you mean {' or '.join(near)}?" if near else f"; the variables are {known}")
             )
@@ -185,11 +205,14 @@ def get_device(
             return torch.device('mps')
         else:
             return torch.device('cpu')
-    device = torch.device(device)
+    named = isinstance(device, str)  # a name a user wrote (argument, settings), not a model's device
+    device = torch.device(_check_device(device, 'device') if named else device)
+    if named and device.type == 'cuda' and not torch.cuda.is_available():
+        raise UsageError(f"device {str(device)!r}: this machine has no CUDA device; use 'cpu' or 'auto'")
     if device.type == 'cuda' and device.index is None:
         rank = local_rank()
         if torch.cuda.is_available() and rank >= torch.cuda.device_count():
-            raise ValueError(
+            raise UsageError(
                 f"device: LOCAL_RANK is {rank}, but this machine has {torch.cuda.device_count()} CUDA devices"
             )
         return torch.device('cuda', rank)
@@ -215,7 +238,7 @@ def compute_device(
     here = model_device(model)
     asked = here if device is None else get_device(device)
     if asked != here:
-        raise ValueError(
+        raise UsageError(
             f"device: the model is on {here}, but {asked} was asked for; move the model first "
             f"(model.to({str(asked)!r})) or leave the device out to follow the model"
         )
@@ -343,3 +366,128 @@ def run_context(
         local_rank=local_rank(),
         settings=settings,
     )
+
+# %% ../nbs/00_config.ipynb #1872ae99
+NAME_KINDS = {
+    'loss': 'clipkit.losses:LOSSES',
+    'term': 'clipkit.losses:LOSSES',
+    'adapter': 'clipkit.api:ADAPTERS',  # the api module imports every adapter module
+    'model': 'clipkit.models:unknown_model',
+    'world task': 'clipkit.data.world:WORLD_TASKS',
+}
+
+
+def _unknown_name(kind: str, name) -> list | None:
+    "The known names of `kind` when `name` is not one of them, else None."
+    module, attribute = NAME_KINDS[kind].split(':')
+    known = getattr(importlib.import_module(module), attribute)
+    if callable(known):
+        return known(name)
+    return None if name in known else list(known)
+
+# %% ../nbs/00_config.ipynb #db90843a
+_COMPARE = {'>': operator.gt, '>=': operator.ge, '<': operator.lt, '<=': operator.le}
+
+
+@dataclass(frozen=True)
+class Rule:
+    "What a value may be, read from a rule's text (see the table above); `check` applies it."
+
+    text: str  # the rule as written, e.g. 'int > 0' or "float in [0, 1] or None"
+
+    @functools.cached_property
+    def parts(self) -> dict:
+        "The rule parsed: {'optional', 'each', 'kind', 'bounds', 'words', 'name'}."
+        text = self.text.strip().replace('≥', '>=').replace('≤', '<=')  # a study's comment cannot hold '='
+        optional = text.endswith(' or None')
+        text = text.removesuffix(' or None').strip()
+        each = text.startswith('tuple of ')
+        text = text.removeprefix('tuple of ').strip()
+        out = dict(optional=optional, each=each, kind=None, bounds=(), words=None, name=None)
+        if text.startswith("'"):
+            out['words'] = tuple(w.strip().strip("'") for w in text.split('|'))
+            return out
+        if text in NAME_KINDS:
+            out['name'] = text
+            return out
+        kind, _, rest = text.partition(' ')
+        if kind not in ('int', 'float', 'str', 'bool'):
+            raise ValueError(f"Rule: cannot read {self.text!r} (see clipkit.config's table of rules)")
+        out['kind'] = kind
+        rest = rest.strip()
+        if rest.startswith('in '):
+            low, high = (float(x) for x in rest[4:-1].split(','))
+            out['bounds'] = (('>' if rest[3] == '(' else '>=', low), ('<' if rest[-1] == ')' else '<=', high))
+        elif rest:
+            op, bound = rest.split()
+            out['bounds'] = ((op, float(bound)),)
+        return out
+
+    def _problem(self, value) -> str | None:
+        "Why one (non-None) value breaks the rule, or None."
+        p = self.parts
+        if p['words'] is not None:
+            return None if value in p['words'] else f"must be one of {', '.join(map(repr, p['words']))}"
+        if p['name'] is not None:
+            known = _unknown_name(p['name'], value)
+            return None if known is None else f"unknown {p['name']} {value!r}{did_you_mean(value, known)}"
+        kinds = {'int': (int,), 'float': (int, float), 'str': (str,), 'bool': (bool,)}[p['kind']]
+        if not isinstance(value, kinds) or (isinstance(value, bool) and p['kind'] != 'bool'):
+            return f"must be {self.text}"
+        if any(not _COMPARE[op](value, bound) for op, bound in p['bounds']):
+            return f"must be {self.text}"
+        return None
+
+    def check(
+        self,
+        what: str,  # what holds the value, for the message: '--steps', 'TrainConfig.steps', 'parameter steps'
+        value,  # the value to check
+    ):
+        "Return `value` when the rule allows it, else raise UsageError naming `what`, the value and the rule."
+        if value is None and self.parts['optional']:
+            return value
+        items = value if self.parts['each'] and isinstance(value, (list, tuple)) else [value]
+        if self.parts['each'] and not isinstance(value, (list, tuple)):
+            raise UsageError(f"{what}: got {value!r}; must be {self.text}")
+        for item in items:
+            problem = None if item is None and self.parts['optional'] else self._problem(item)
+            if problem is not None:
+                shown = 'no value' if item is None else repr(item)
+                said = problem if problem.startswith('unknown ') else f'got {shown}; {problem}'
+                raise UsageError(f"{what}: {said}")
+        return value
+
+# %% ../nbs/00_config.ipynb #0271663a
+def check_fields(
+    obj,  # a dataclass instance
+    rules: dict,  # {field: rule text}
+    what: str | None = None,  # the prefix of each message; the class's name where None
+):
+    "Check every field of `obj` that `rules` names; raise UsageError on the first one that breaks its rule."
+    what = what or type(obj).__name__
+    for name, text in rules.items():
+        Rule(text).check(f'{what}.{name}', getattr(obj, name))
+    return obj
+
+
+def arg_type(
+    rule: str,  # a rule's text
+    convert=str,  # how the command line's text becomes a value (int, float, str)
+):
+    "An argparse `type=` that converts the text and checks it against `rule` (argparse names the flag)."
+    import argparse
+
+    checker = Rule(rule)
+
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"got {text!r}; must be {rule}") from None
+        try:
+            return checker.check('', value)
+        except UsageError as e:
+            raise argparse.ArgumentTypeError(str(e).removeprefix(': ')) from None
+
+    parse.__name__ = rule  # argparse shows a failed conversion as "invalid <name> value"
+    return parse

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np, torch, torch.nn.functional as F
 from .features import extract, image_features, stream_features, text_features, zero_shot_weights
 from .data.stream import shard_batches
-from .config import compute_device, threads_beside_workers
+from .config import UsageError, compute_device, threads_beside_workers
 
 # %% auto #0
 __all__ = ['classification_metrics', 'czsl_metrics', 'zero_shot_eval', 'retrieval_metrics', 'retrieval_eval', 'modality_gap']
@@ -96,12 +96,19 @@ def zero_shot_eval(
     cache_dir=None,  # the cache's folder; the settings' cache_dir where None
     workers: int = 0,  # DataLoader workers decoding image files or shards
     batch_size: int = 256,  # images per forward pass
+    bad=None,  # a BadSamples tally: drop and count a streamed task's unreadable images instead of raising
 ) -> dict:
-    "Zero-shot classification metrics of `model` on a Task or a streamed ShardTask."
+    """Zero-shot classification metrics of `model` on a Task or a streamed ShardTask; a task of fewer than
+    two classes is refused (its accuracy would be 1 whatever the model)."""
+    if len(task.classnames) < 2:
+        raise UsageError(
+            f"zero_shot_eval: task {task.name!r} has {len(task.classnames)} classes {task.classnames}; "
+            "accuracy needs two or more"
+        )
     W = zero_shot_weights(model, tokenizer, task.classnames, task.templates, device=device)
     if hasattr(task, 'shards'):
         img, labels, _ = stream_features(
-            model, task, preprocess, batch_size, device=device, workers=workers, progress=False
+            model, task, preprocess, batch_size, device=device, workers=workers, progress=False, bad=bad
         )
         return classification_metrics(img @ W.T, labels)
     img = (

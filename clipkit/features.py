@@ -152,9 +152,10 @@ def stream_features(
     device=None,  # the model's device where None; another device is refused
     workers: int = 0,  # DataLoader workers decoding the shards
     progress: bool = True,  # show a progress bar
+    bad=None,  # a BadSamples tally: count and drop unreadable samples into it instead of raising
 ) -> tuple:
     """Embed every image of a shard source in one pass: (features, labels or None, keys). A bad sample
-    raises, naming it: dropping it would change the metric."""
+    raises, naming it (dropping it changes the metric), unless `bad` is given to count the drops."""
     device = compute_device(model, device)
     model.eval()
     pin = device.type == 'cuda'
@@ -163,7 +164,9 @@ def stream_features(
     total = -(-len(source) // batch_size) if progress else None  # counting reads every shard's headers
     with threads_beside_workers(workers, device):
         for batch in progress_bar(stream, total=total, enabled=progress, desc='images'):
-            if batch.bad:
+            if bad is not None:
+                bad.add(batch)
+            elif batch.bad:
                 raise BadInput(f"stream_features: {batch.bad[0][0]}: {batch.bad[0][1]}")
             images = batch.images.to(device, non_blocking=pin)
             out.append(model.encode_image(images, normalize=normalize).float().cpu())

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 import torch, torch.nn as nn, torch.nn.functional as F
 import torch.distributed as dist
+from .config import UsageError, did_you_mean
 
 # %% auto #0
 __all__ = ['FEATURES', 'INPUTS', 'LOSSES', 'dist_info', 'gather', 'global_batch', 'clip_loss', 'multi_positive_loss',
@@ -603,14 +604,14 @@ def get_loss(
     "The registered loss `name` as a module, its keywords checked against the loss function."
     if isinstance(name, ContrastiveLoss):
         if kw:
-            raise ValueError(f"get_loss: {name.name!r} is already built; pass its keywords when building it")
+            raise UsageError(f"get_loss: {name.name!r} is already built; pass its keywords when building it")
         return name
     if name not in LOSSES:
-        raise ValueError(f"get_loss: unknown loss {name!r}; one of {sorted(LOSSES)}")
+        raise UsageError(f"get_loss: unknown loss {name!r}{did_you_mean(name, LOSSES)}")
     spec = LOSSES[name]
     unknown = sorted(set(kw) - set(spec.options()))
     if unknown:
-        raise ValueError(
+        raise UsageError(
             f"get_loss: loss {name!r} has no keyword {unknown}; it takes {sorted(spec.options())}"
         )
     return ContrastiveLoss(spec, **kw)
@@ -683,10 +684,10 @@ def objective(
     resolved = [Term(get_loss(loss, **(loss_kw or {})), 1.0)]
     for term in terms:
         if isinstance(term, str) or len(term) not in (2, 3):
-            raise ValueError(f"objective: a term is (name, weight) or (name, weight, keywords), got {term!r}")
+            raise UsageError(f"objective: a term is (name, weight) or (name, weight, keywords), got {term!r}")
         name, weight, kw = (*term, {})[:3]
         if name in LOSSES and not LOSSES[name].added:
-            raise ValueError(f"objective: {name!r} is a contrastive loss; added terms are {added_terms()}")
+            raise UsageError(f"objective: {name!r} is a contrastive loss; added terms are {added_terms()}")
         resolved.append(Term(get_loss(name, **kw), float(weight)))
     return Objective(resolved)
 

@@ -13,7 +13,7 @@ from .util import fingerprint, atomic_path, write_atomic
 from .losses import get_loss
 
 # %% auto #0
-__all__ = ['TINY_CONFIGS', 'register', 'create', 'save', 'load', 'train_transform']
+__all__ = ['TINY_CONFIGS', 'register', 'unknown_model', 'create', 'save', 'load', 'train_transform']
 
 # %% ../nbs/04_models.ipynb #b5992c0e
 _TEXT = dict(context_length=20, vocab_size=49408, width=64, heads=2, layers=2)
@@ -58,6 +58,16 @@ def _resolve(model):
             )
         return f'local-dir:{d}', json.loads(f.read_text())['model_cfg']
     return model, open_clip.get_model_config(model)
+
+
+def unknown_model(
+    name,  # a model name, checkpoint folder, 'local-dir:' folder or 'hf-hub:' repository
+) -> list | None:
+    "None when `create` can take `name`, else the model names open_clip and clipkit know (for the message)."
+    name = str(name)
+    if name.startswith(('hf-hub:', 'local-dir:')) or Path(name).is_dir() or name in open_clip.list_models():
+        return None
+    return open_clip.list_models()
 
 # %% ../nbs/04_models.ipynb #fb97f963
 import contextlib, logging

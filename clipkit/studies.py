@@ -8,12 +8,12 @@ import ast, html, json, math, os, shutil, sys, threading
 from pathlib import Path
 import numpy as np, pandas as pd
 from fastcore.basics import patch
-from .config import get_settings
+from .config import Rule, UsageError, did_you_mean, get_settings
 from .util import fingerprint, write_atomic, atomic_path, progress_bar, report_progress
 
 # %% auto #0
 __all__ = ['MATHJAX_CONFIG', 'json_safe', 'write_json', 'flatten', 'tidy_rows', 'write_results', 'ResultLog', 'curve_crossing',
-           'study_path', 'list_studies', 'check_params', 'run_study', 'local_mathjax', 'study_report']
+           'study_path', 'list_studies', 'declared_rule', 'check_params', 'run_study', 'local_mathjax', 'study_report']
 
 # %% ../nbs/11_studies.ipynb #5db91305
 def json_safe(
@@ -296,17 +296,36 @@ def _kind(value) -> str:
     return type(value).__name__
 
 
+def declared_rule(
+    comment: str,  # a parameter's comment, as papermill reads it
+) -> str | None:
+    "The rule a study declares for a parameter: the `[...]` ending its comment (`# steps [int > 0]`)."
+    text = (comment or '').rstrip()
+    if not text.endswith(']'):
+        return None
+    depth = 0
+    for at in range(len(text) - 1, -1, -1):  # back to the bracket that opens the last one (ranges nest)
+        depth += {']': 1, ')': 1, '[': -1, '(': -1}.get(text[at], 0)  # a half-open range pairs [ with )
+        if depth == 0:
+            return text[at + 1 : -1].strip()
+    return None
+
+
 def check_params(
     study: str,  # the study's name, for messages
-    known: dict,  # papermill's inspection of the notebook: {name: {'default': source text, ...}}
+    known: dict,  # papermill's inspection of the notebook: {name: {'default': source text, 'help': comment}}
     params: dict,  # the values asked for
 ):
-    """Refuse unknown parameters and values of another kind than the default's (an int for an int, a number
-    for a float, a list for a list, ...), naming the parameter, before the kernel starts."""
-    unknown = set(params) - set(known)
-    if unknown:
-        raise ValueError(f"study {study!r} has no parameters {sorted(unknown)}; it has {sorted(known)}")
+    """Refuse unknown parameters, values of another kind than the default's (an int for an int, a number for a
+    float, a list for a list, ...) and values that break the rule the study declares, naming the parameter,
+    before the kernel starts."""
+    for key in params:
+        if key not in known:
+            raise UsageError(f"study {study!r} has no parameter {key!r}{did_you_mean(key, known)}")
     for key, value in params.items():
+        rule = declared_rule(known[key].get('help'))
+        if rule:
+            Rule(rule).check(f'study {study!r}: parameter {key}', value)
         try:
             default = ast.literal_eval(known[key]['default'])
         except (ValueError, SyntaxError):
@@ -314,7 +333,7 @@ def check_params(
         want, got = _kind(default), _kind(value)
         if want == 'any' or want == got or (want == 'float' and got == 'int'):
             continue
-        raise ValueError(
+        raise UsageError(
             f"study {study!r}: parameter {key} = {value!r} is a {got}, but its default "
             f"{known[key]['default']} is a {want}"
         )

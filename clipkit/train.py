@@ -6,11 +6,12 @@ gradient checkpointing, and DistributedDataParallel under `torchrun`."""
 
 # %% ../nbs/06_train.ipynb #cc98b082
 from __future__ import annotations
-import contextlib, hashlib, itertools, json, math, shutil, time, warnings
+import contextlib, hashlib, itertools, json, math, re, shutil, time, warnings
 from dataclasses import dataclass, asdict, field, replace
+from typing import ClassVar
 from pathlib import Path
 import numpy as np, pandas as pd, torch
-from .config import run_context, get_seed, local_rank
+from .config import UsageError, check_fields, run_context, get_seed, local_rank
 from .util import fingerprint
 from .util import atomic_path, write_atomic, clean_temporaries, progress_bar, report_progress
 from .losses import INPUTS, ContrastiveLoss, Objective, StepInputs, Term, dist_info, get_loss
@@ -23,10 +24,10 @@ from .data.stream import Batch, BadSamples, file_batches, shard_batches, sample_
 from .data.stream import augmented_inputs
 
 # %% auto #0
-__all__ = ['PRECISIONS', 'SSL_VIEWS', 'RUN_ONLY_FIELDS', 'TrainConfig', 'lr_at', 'make_optimizers', 'batch_order',
+__all__ = ['PRECISIONS', 'SSL_VIEWS', 'RUN_ONLY_FIELDS', 'MIN_BATCH', 'TrainConfig', 'lr_at', 'make_optimizers', 'batch_order',
            'sampler_order', 'train_step', 'augments', 'augment_images', 'Augment', 'group_ids', 'prepare',
-           'objective_of', 'data_identity', 'checkpoint_problem', 'init_distributed', 'distributed_model', 'batches',
-           'train', 'task_pairs', 'world_model']
+           'objective_of', 'data_identity', 'transform_identity', 'checkpoint_problem', 'init_distributed',
+           'distributed_model', 'batches', 'train', 'task_pairs', 'world_model']
 
 # %% ../nbs/06_train.ipynb #8c1650f0
 @dataclass
@@ -69,9 +70,45 @@ class TrainConfig:
     log_every: int = 0  # a log line (loss, lr, scale, samples/s, data wait) every N steps (0: none)
     log_dir: str | None = None  # where train.log (and TensorBoard events) go; ckpt_dir where None
     report_to: str = ''  # 'tensorboard' also writes the logged values as TensorBoard scalars
+    max_bad_fraction: float = 0.1  # stop when more of the samples drawn than this are unreadable (see train)
+
+    RULES: ClassVar[dict] = dict(  # what each field may be (clipkit.config.Rule), checked on construction
+        steps='int > 0',
+        batch_size='int > 0',
+        lr='float >= 0',
+        warmup='int >= 0',
+        weight_decay='float >= 0',
+        betas='tuple of float in [0, 1)',
+        eps='float > 0',
+        fused_adamw='bool',
+        loss='loss or None',
+        rewrite_prob='float in [0, 1]',
+        crop_scale='tuple of float in (0, 1] or None',
+        color_jitter='float in [0, 1)',
+        hflip='float in [0, 1]',
+        fixed_scale='float > 0 or None',
+        lock_image='bool',
+        lock_text='bool',
+        precision="'fp32' | 'bf16' | 'fp16'",
+        grad_checkpointing='bool',
+        grad_accum='int > 0',
+        max_logit_scale='float > 0',
+        sparse_embedding='bool',
+        eval_every='int >= 0',
+        ckpt_every='int >= 0',
+        ckpt_keep='int > 0',
+        seed='int >= 0 or None',
+        threads='int >= 0 or None',
+        progress='bool',
+        workers='int >= 0',
+        log_every='int >= 0',
+        report_to="'' | 'tensorboard'",
+        max_bad_fraction='float in [0, 1]',
+    )
 
     def __post_init__(self):
         self.terms = tuple(tuple(term) if isinstance(term, list) else term for term in self.terms)
+        check_fields(self, self.RULES)
 
 # %% ../nbs/06_train.ipynb #9205e5ef
 def lr_at(
@@ -125,7 +162,7 @@ def batch_order(
     "Indices of the batch at `step`: one seeded permutation per epoch, the last partial batch dropped."
     per_epoch = n // batch_size
     if per_epoch == 0:
-        raise ValueError(f"batch_order: {n} pairs is fewer than one batch of {batch_size}")
+        raise UsageError(f"batch_order: {n} pairs is fewer than one batch of {batch_size}")
     epoch, k = divmod(step, per_epoch)
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100003 + epoch))
     return perm[k * batch_size : (k + 1) * batch_size]
@@ -144,7 +181,7 @@ def sampler_order(
         sampler.set_epoch(len(cache))
         idx = np.asarray(sampler.indices())
         if len(idx) < batch_size:
-            raise ValueError(
+            raise UsageError(
                 f"sampler_order: epoch {len(cache)} has {len(idx)} rows, fewer than one batch of {batch_size}"
             )
         cache.append((first, idx))
@@ -239,8 +276,6 @@ def train_step(
     return _losses(total, parts)
 
 # %% ../nbs/06_train.ipynb #6c98d2b1
-import re
-
 _SIDES = re.compile(r'\b(left|right)\b', re.IGNORECASE)
 SSL_VIEWS = {'crop_scale': (0.08, 1.0), 'color_jitter': 0.4, 'hflip': 0.5}  # SimCLR's views at 32 pixels
 
@@ -349,7 +384,7 @@ def group_ids(
 
 def _groups(step: StepInputs) -> torch.Tensor:
     if not step.config.positives:
-        raise ValueError("train: loss 'multi_positive' needs cfg.positives ('caption' or a metadata column)")
+        raise UsageError("train: loss 'multi_positive' needs cfg.positives ('caption' or a metadata column)")
     if 'groups' not in step.memo:
         step.memo['groups'] = group_ids(step.pairs, step.config.positives)
     return step.memo['groups'][step.batch.index].to(step.device)
@@ -359,7 +394,7 @@ def _groups(step: StepInputs) -> torch.Tensor:
 def _teacher(step: StepInputs) -> dict:
     "The teacher's features of the step's batch, computed once per step for every input that reads them."
     if step.teacher is None:
-        raise ValueError("train: the objective needs a teacher's features; pass teacher= to train")
+        raise UsageError("train: the objective needs a teacher's features; pass teacher= to train")
     if step.memo.get('teacher_step') != step.step:
         images = take_images(step.pairs.images, step.batch.index)
         images = images.to(step.device) if isinstance(images, torch.Tensor) else images
@@ -377,7 +412,7 @@ def _negatives(step: StepInputs) -> dict:
     "Tokens of the negative captions of the batch's rows that have one, and which rows those are."
     if 'negative_tokens' not in step.memo:
         if step.pairs is None or 'negative' not in step.pairs.meta:
-            raise ValueError(
+            raise UsageError(
                 "train: the structure_margin term needs Pairs with meta['negative'] (a caption or None per "
                 "pair; clipkit.data.world.structure_negatives writes them for the world)"
             )
@@ -390,7 +425,7 @@ def _negatives(step: StepInputs) -> dict:
 
 def _views(step: StepInputs) -> tuple:
     if step.batch.views is None:
-        raise ValueError("train: the simclr term needs the loader's two augmented views of each image")
+        raise UsageError("train: the simclr term needs the loader's two augmented views of each image")
     return tuple(v.to(step.device, non_blocking=step.device.type == 'cuda') for v in step.batch.views)
 
 
@@ -435,7 +470,6 @@ def objective_of(
 # %% ../nbs/06_train.ipynb #544bd1e1
 RUN_ONLY_FIELDS = (
     'progress',
-    'threads',
     'fused_adamw',
     'device',
     'eval_every',
@@ -467,19 +501,33 @@ def data_identity(
         return fingerprint(files, len(pairs), pairs.resampled, pairs.shuffle_buffer)
     return fingerprint(len(pairs), list(pairs.captions), data_fingerprint(pairs.images, file_key='stat'))
 
+
+def transform_identity(
+    preprocess,  # the image transform of the run (None for in-memory tensors)
+) -> str | None:
+    """The transform as torchvision prints it (every step and its parameters), without memory addresses: a
+    random crop or another size changes the identity, the same transform rebuilt does not."""
+    if preprocess is None:
+        return None
+    steps = getattr(preprocess, 'transforms', [preprocess])  # a torchvision Compose: its steps, one line
+    return ', '.join(re.sub(r' at 0x[0-9a-f]+', '', repr(step)) for step in steps)
+
 # %% ../nbs/06_train.ipynb #5b921215
-def _save_ckpt(model, opts, step, history, cfg, data_id, scaler=None):
-    "Write checkpoint `step-<step>` whole or not at all, point `last` at it, and keep the newest ckpt_keep."
+def _save_ckpt(model, opts, step, history, cfg, identity, scaler=None, carry=None):
+    """Write checkpoint `step-<step>` whole or not at all, point `last` at it, and keep the newest ckpt_keep;
+    `identity` ({'data': ..., 'transform': ...}) is stored beside the config, `carry` (the dropped-sample
+    counts and the batches skipped) with the optimizer state."""
     root = Path(cfg.ckpt_dir)
     name = f'step-{step:08d}'
     with atomic_path(root / name, folder=True) as tmp:
-        models.save(model, tmp, extra={'step': step, 'train_config': asdict(cfg), 'data': data_id})
+        models.save(model, tmp, extra={'step': step, 'train_config': asdict(cfg), **identity})
         torch.save(
             {
                 'step': step,
                 'optimizers': [o.state_dict() for o in opts],
                 'history': history,
                 'scaler': scaler.state_dict() if scaler is not None else None,
+                **(carry or {}),
             },
             tmp / 'trainer.pt',
         )
@@ -530,14 +578,48 @@ def _candidates(root: Path) -> list:
     named = root / pointer.read_text().strip() if pointer.is_file() else None
     return ([named] if named in steps else []) + [p for p in steps if p != named]
 
+# %% ../nbs/06_train.ipynb #7d309bc9
+def _flat(d: dict, prefix: str = '') -> dict:
+    "A nested dict as {'a.b': value}."
+    out = {}
+    for k, v in d.items():
+        out.update(_flat(v, f'{prefix}{k}.') if isinstance(v, dict) else {f'{prefix}{k}': v})
+    return out
+
+
+def _other_model(folder: Path, model) -> str | None:
+    "How the checkpoint's model config differs from the model's (a few keys), or None when they agree."
+    if getattr(model, 'model_cfg', None) is None:
+        return None
+    stored = json.loads((folder / 'open_clip_config.json').read_text())['model_cfg']
+    a, b = (_flat(json.loads(json.dumps(d, default=str))) for d in (stored, model.model_cfg))
+    keys = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k) and k != 'init_logit_bias']
+    return '; '.join(f'{k}: checkpoint {a.get(k)!r}, this run {b.get(k)!r}' for k in keys[:3]) or None
+
+
+def _refuse_changes(folder: Path, stored: dict, current: dict, allow_changed, ignore):
+    "Raise when the run differs from the checkpoint's in a field `allow_changed` does not name; else warn."
+    diff = _differences(stored, current, ignore)
+    refused = diff if allow_changed is True else {k: v for k, v in diff.items() if k not in allow_changed}
+    if refused:
+        listed = '; '.join(f'{k}: checkpoint {old!r}, this run {new!r}' for k, (old, new) in refused.items())
+        raise UsageError(
+            f"train: {folder} is a checkpoint of another run ({listed}). Use another ckpt_dir, or pass "
+            f"allow_changed={tuple(refused)} (--allow-changed {','.join(refused)}) to continue it with these "
+            "changes."
+        )
+    if diff:
+        warnings.warn(f"train: continuing {folder} with changed {sorted(diff)}")
+
 # %% ../nbs/06_train.ipynb #e5664266
-def _load_ckpt(model, opts, cfg, data_id, allow_changed, ignore=(), scaler=None):
-    "(step, history) of the newest good checkpoint in cfg.ckpt_dir, loaded into model and opts; else (0, [])."
+def _load_ckpt(model, opts, cfg, identity, allow_changed, ignore=(), scaler=None) -> dict | None:
+    """The trainer state of the newest good checkpoint in cfg.ckpt_dir (step, history and what was carried),
+    loaded into model and opts; None where there is none."""
     from safetensors.torch import load_file
 
     root = Path(cfg.ckpt_dir)
     if not root.is_dir():
-        return 0, []
+        return None
     gone = clean_temporaries(root)
     if gone:
         warnings.warn(f"train: removed {len(gone)} unfinished checkpoint writes in {root}: {gone}")
@@ -545,25 +627,17 @@ def _load_ckpt(model, opts, cfg, data_id, allow_changed, ignore=(), scaler=None)
     for folder in _candidates(root):
         problem = checkpoint_problem(folder)
         if problem is None:
+            other = _other_model(folder, model)
+            if other:
+                raise UsageError(
+                    f"train: {folder} is a checkpoint of another model ({other}); resume it with the model "
+                    "that wrote it, or use another ckpt_dir"
+                )
             stored = json.loads((folder / 'open_clip_config.json').read_text())['clipkit']
-            diff = _differences(
-                {**stored['train_config'], 'data': stored.get('data')},
-                {**asdict(cfg), 'data': data_id},
-                ignore,
+            was = {k: stored[k] for k in identity if k in stored}  # older checkpoints stored the data only
+            _refuse_changes(
+                folder, {**stored['train_config'], **was}, {**asdict(cfg), **identity}, allow_changed, ignore
             )
-            refused = (
-                diff if allow_changed is True else {k: v for k, v in diff.items() if k not in allow_changed}
-            )
-            if refused:
-                listed = '; '.join(
-                    f'{k}: checkpoint {old!r}, this run {new!r}' for k, (old, new) in refused.items()
-                )
-                raise ValueError(
-                    f"train: {folder} is a checkpoint of another run ({listed}). Use another ckpt_dir, or "
-                    f"pass allow_changed={tuple(refused)} to continue it with these changes."
-                )
-            if diff:
-                warnings.warn(f"train: continuing {folder} with changed {sorted(diff)}")
             try:
                 state = torch.load(folder / 'trainer.pt', weights_only=True)
                 weights = load_file(str(folder / 'open_clip_model.safetensors'))
@@ -577,12 +651,12 @@ def _load_ckpt(model, opts, cfg, data_id, allow_changed, ignore=(), scaler=None)
                 scaler.load_state_dict(state['scaler'])
             if problems:
                 warnings.warn(f"train: fell back to {folder}: " + '; '.join(problems))
-            return state['step'], state['history']
+            return state
         problems.append(problem)
         warnings.warn(f"train: damaged checkpoint: {problem}; trying an earlier one")
     if problems:
-        raise RuntimeError(f"train: no usable checkpoint in {root}: " + '; '.join(problems))
-    return 0, []
+        raise UsageError(f"train: no usable checkpoint in {root}: " + '; '.join(problems))
+    return None
 
 # %% ../nbs/06_train.ipynb #592f4508
 def _mean_over_processes(v: float) -> float:
@@ -622,7 +696,7 @@ def distributed_model(
 def _rewrite_tokens(pairs, tokenizer):
     "Tokens of every rewrite in pairs.meta['rewrites'], with each pair's offset and count."
     if 'rewrites' not in pairs.meta:
-        raise ValueError(
+        raise UsageError(
             "train: rewrite_prob > 0 needs pairs.meta['rewrites'] (see clipkit.curation.rewrite)"
         )
     rw = [list(r) if isinstance(r, (list, tuple, np.ndarray)) else [] for r in pairs.meta['rewrites']]
@@ -681,7 +755,7 @@ def _augmented_batches(model, pairs, preprocess, indices, augment, seed, start, 
             images, views = inputs[0], tuple(inputs[1:]) or None
         else:
             if preprocess is None:
-                raise ValueError(
+                raise UsageError(
                     "train: augmenting PIL images needs the model's preprocess (train(..., preprocess=))"
                 )
             samples = [
@@ -727,7 +801,7 @@ def batches(
         order = lambda step: sampler_order(sampler, cfg.batch_size, step)
     if isinstance(pairs.images, LazyImages) and pairs.images.load is None:
         if preprocess is None:
-            raise ValueError(
+            raise UsageError(
                 "train: pairs of image files need the model's preprocess (train(..., preprocess=))"
             )
         indices = _StepIndices(order, start, rank, local, None if augment is None else cfg.seed)
@@ -752,6 +826,7 @@ class _TrainLog:
 
     def __init__(self, cfg: TrainConfig, rank: int):
         self.every = cfg.log_every if rank == 0 else 0
+        self.rank, self.warned = rank, False  # warned: the first dropped sample has been reported
         folder = cfg.log_dir or cfg.ckpt_dir
         self.file = self.writer = None
         self.window = []
@@ -767,10 +842,22 @@ class _TrainLog:
                 raise ImportError("train: report_to='tensorboard' needs the tensorboard package") from e
             self.writer = SummaryWriter(str(Path(folder or '.') / 'tensorboard'))
         elif cfg.report_to:
-            raise ValueError(f"train: report_to must be '' or 'tensorboard', got {cfg.report_to!r}")
+            raise UsageError(f"train: report_to must be '' or 'tensorboard', got {cfg.report_to!r}")
 
-    def write(self, row: dict):
-        "Account for one step; every `every` steps, write a line (and scalars) with the means since the last."
+    def write(
+        self,
+        row: dict,  # the step's history row
+        bad: BadSamples | None = None,  # the dropped samples so far (their examples name the first)
+    ):
+        """Account for one step: warn at the first dropped sample; every `every` steps, write a line (and
+        scalars) with the means since the last and the samples dropped so far."""
+        if self.rank == 0 and row.get('dropped') and not self.warned:
+            self.warned = True
+            warnings.warn(
+                f"train: step {row['step']}: dropped {row['dropped']} samples so far, e.g. "
+                f"{bad.examples[:2] if bad else '?'}; the count goes on in the progress bar, the log and the "
+                "history's 'dropped' column"
+            )
         if not self.every:
             return
         self.window.append(row)
@@ -783,6 +870,7 @@ class _TrainLog:
         line = (
             f"step {row['step']}  loss {row['loss']:.4f}  {terms + '  ' if terms else ''}lr {row['lr']:.2e}  "
             f"scale {row['logit_scale']:.2f}  {rate:.0f} samples/s  data wait {100 * wait:.0f}% of a step"
+            + (f"  dropped {row['dropped']}" if row.get('dropped') else '')
         )
         print(line, flush=True)
         values = {k: v for k, v in row.items() if isinstance(v, (int, float))} | {'samples_per_s': rate}
@@ -801,61 +889,77 @@ class _TrainLog:
                 f.close()
 
 # %% ../nbs/06_train.ipynb #2d73935d
+MIN_BATCH = 2  # samples a micro-batch needs: a contrastive loss needs a negative, BatchNorm two values
+
+
 def _check_run(model, pairs, cfg: TrainConfig, objective: Objective, teacher, sampler, world: int):
     "Refuse, before any work, a run whose settings, data and objective do not fit together."
     spec, needs = objective.spec, objective.needs
     unknown = [k for k in needs if k not in INPUTS]
     if unknown:
-        raise ValueError(
+        raise UsageError(
             f"train: the objective needs {unknown}, which no registered input makes (register_input)"
         )
     if spec.init_bias is not None and getattr(model, 'logit_bias', None) is None:
-        raise ValueError(
+        raise UsageError(
             f"train: loss {spec.name!r} needs a model with logit_bias; create it with "
             f"clipkit.models.create(..., loss={spec.name!r})"
         )
     if spec.init_bias is None and getattr(model, 'logit_bias', None) is not None:
-        raise ValueError(
+        raise UsageError(
             f"train: the model has a logit_bias, which loss {spec.name!r} does not use; name the loss it was "
             f"created for (create(..., loss=...) records it as model.init_loss)"
         )
     if any(k in ('t_img', 't_txt', 't_scale', 'frozen') for k in needs) and teacher is None:
-        raise ValueError(f"train: {spec.name!r} needs teacher=")
+        raise UsageError(f"train: {spec.name!r} needs teacher=")
     if 'groups' in needs and not cfg.positives:
-        raise ValueError("train: loss 'multi_positive' needs cfg.positives ('caption' or a metadata column)")
+        raise UsageError("train: loss 'multi_positive' needs cfg.positives ('caption' or a metadata column)")
     if any(INPUTS[k].encode for k in needs) and cfg.grad_accum > 1:
-        raise ValueError(f"train: the inputs {list(needs)} are embedded with whole batches; use grad_accum=1")
+        raise UsageError(f"train: the inputs {list(needs)} are embedded with whole batches; use grad_accum=1")
     streaming = hasattr(pairs, 'shards')
     if 'negatives' in needs and (streaming or 'negative' not in pairs.meta):
-        raise ValueError(
+        raise UsageError(
             "train: the structure_margin term needs Pairs with meta['negative'] (a caption or None per pair; "
             "clipkit.data.world.structure_negatives writes them for the world)"
         )
     if streaming and (cfg.rewrite_prob > 0 or cfg.positives or teacher is not None or sampler is not None):
-        raise ValueError(
+        raise UsageError(
             "train: caption rewrites, positives, teachers and samplers need Pairs (in memory or files in a "
             "table); a ShardPairs stream has no row index"
         )
+    if cfg.batch_size // (world * cfg.grad_accum) < MIN_BATCH:
+        raise UsageError(
+            f"train: batch_size {cfg.batch_size} over {world} processes x grad_accum {cfg.grad_accum} leaves "
+            f"fewer than {MIN_BATCH} samples per micro-batch; a contrastive step needs {MIN_BATCH}"
+        )
     if cfg.batch_size % (world * cfg.grad_accum):
-        raise ValueError(
+        raise UsageError(
             f"train: batch_size {cfg.batch_size} is not divisible by {world} processes x grad_accum "
             f"{cfg.grad_accum}"
         )
 
 # %% ../nbs/06_train.ipynb #d37c74f3
-def _resume(model, opts, pairs, cfg: TrainConfig, resume: bool, allow_changed, scaler) -> tuple:
-    "(first step, history so far, data identity): from the newest good checkpoint in ckpt_dir, or step 0."
-    data_id = data_identity(pairs) if cfg.ckpt_dir else None
-    if cfg.ckpt_dir and not resume and _candidates(Path(cfg.ckpt_dir)):
-        raise ValueError(
-            f"train: resume=False, but {cfg.ckpt_dir} already holds checkpoints; remove them or use "
-            "another ckpt_dir"
+def _resume(model, opts, pairs, preprocess, cfg: TrainConfig, resume: bool, allow_changed, scaler) -> tuple:
+    """(the trainer state to start from, the run's identity): the state of the newest good checkpoint in
+    ckpt_dir, else a fresh one at step 0. The identity is what besides the config changes the numbers: the
+    data, and the image transform where images are decoded (files, PIL images, shards)."""
+    fresh = dict(step=0, history=[], bad=None, skipped_batches=0)
+    if not cfg.ckpt_dir:
+        return fresh, {}
+    decoded = hasattr(pairs, 'shards') or not isinstance(pairs.images, torch.Tensor)
+    identity = dict(data=data_identity(pairs), transform=transform_identity(preprocess) if decoded else None)
+    if not resume and _candidates(Path(cfg.ckpt_dir)):
+        raise UsageError(
+            f"train: {cfg.ckpt_dir} already holds checkpoints; resume them (resume=True, --resume), remove "
+            "them or use another ckpt_dir"
         )
-    if not (resume and cfg.ckpt_dir):
-        return 0, [], data_id
+    if not resume:
+        return fresh, identity
     always_allowed = () if hasattr(pairs, 'shards') else ('workers',)
-    start, history = _load_ckpt(model, opts, cfg, data_id, allow_changed, always_allowed, scaler)
-    return start, history, data_id
+    if cfg.device is not None and not str(cfg.device).startswith('cpu'):
+        always_allowed += ('threads',)  # CPU threads do not change the order of a GPU's sums
+    state = _load_ckpt(model, opts, cfg, identity, allow_changed, always_allowed, scaler)
+    return {**fresh, **(state or {})}, identity
 
 
 def _batch_tensors(batch, tokens, alt, cfg: TrainConfig, step: int, dev, pin: bool) -> tuple:
@@ -877,18 +981,48 @@ def _optimizer_step(model, opts, scaler, cfg: TrainConfig):
         model.logit_scale.clamp_(max=math.log(cfg.max_logit_scale))
 
 # %% ../nbs/06_train.ipynb #57cbfd99
-def _next_good_batch(stream, bad: BadSamples):
-    "The next batch with at least one good sample; the bad ones are counted in `bad`."
-    batch = bad.add(next(stream))
-    while not batch.keys:  # every sample of the batch was bad: take the next one
+def _stop_or_smallest(bad: BadSamples, cfg: TrainConfig, good: int, world: int) -> tuple:
+    """(stop, the fewest good samples on any process): whether the dropped share is past
+    cfg.max_bad_fraction on any process, agreed by all of them in one collective under torchrun."""
+    stop = bad.past(cfg.max_bad_fraction)
+    if world == 1:
+        return stop, good
+    import torch.distributed as dist
+
+    votes = torch.tensor([int(stop), -good])
+    dist.all_reduce(votes, op=dist.ReduceOp.MAX)
+    return bool(votes[0]), -int(votes[1])
+
+
+def _next_good_batch(stream, bad: BadSamples, cfg: TrainConfig, world: int, step: int) -> tuple:
+    """(the next batch every process can train on, the batches skipped before it). Bad samples are counted
+    in `bad`; a batch left with fewer than MIN_BATCH samples per micro-batch on any process is skipped, its
+    samples counted as 'batch too small'. Raises, with the counts, once the dropped share is past
+    cfg.max_bad_fraction."""
+    need = MIN_BATCH * cfg.grad_accum
+    for skipped in range(100):
         batch = bad.add(next(stream))
-    return batch
+        stop, good = _stop_or_smallest(bad, cfg, len(batch.keys), world)
+        if stop:
+            share = bad.total / max(bad.drawn, 1)
+            raise UsageError(
+                f"train: stopped at step {step + 1}: {bad.total} of the {bad.drawn} samples drawn were "
+                f"dropped ({share:.0%}), past max_bad_fraction={cfg.max_bad_fraction}: {dict(bad.reasons)}, "
+                f"e.g. {bad.examples[:2]}. Fix or remove those rows, or raise max_bad_fraction "
+                "(--max-bad-fraction)."
+            )
+        if good >= need:
+            return batch, skipped
+        left = f'batch too small ({len(batch.keys)} readable, {need} needed)'
+        bad.drop([(key, left) for key in batch.keys])
+    raise UsageError(f"train: step {step + 1}: 100 batches in a row had fewer than {need} readable samples")
 
 
 def _step_row(
-    step: int, losses: dict, lr: float, model, t0: float, t_step: float, waited: float, n: int
+    step: int, losses: dict, lr: float, model, t0: float, t_step: float, waited: float, n: int, dropped: int
 ) -> dict:
-    "One step's history row: its losses, lr, scale, time so far, samples per second and share spent waiting."
+    """One step's history row: its losses, lr, scale, time so far, samples per second, share spent waiting
+    and the samples dropped so far."""
     now = time.perf_counter()
     return dict(
         step=step + 1,
@@ -898,6 +1032,7 @@ def _step_row(
         seconds=now - t0,
         samples_per_s=n / (now - t_step),
         data_wait=waited / (now - t_step),  # the share of the step spent waiting for the batch
+        dropped=dropped,  # bad samples (and those of batches too small to train on) dropped so far
     )
 
 
@@ -935,11 +1070,11 @@ def train(
     "Train `model` contrastively on `pairs`; returns the history as a DataFrame."
     cfg = cfg or TrainConfig()
     ctx = run_context(cfg.device, cfg.seed, cfg.threads)  # resolved once: device, seed, threads
-    cfg = replace(cfg, seed=ctx.seed)
+    cfg = replace(cfg, seed=ctx.seed, device=str(ctx.device))
     goal = objective_of(cfg, model)  # resolved once: every name and keyword is checked here
     rank, world = dist_info()
     _check_run(model, pairs, cfg, goal, teacher, sampler, world)
-    ctx.apply()
+    cfg = replace(cfg, threads=ctx.apply().threads or torch.get_num_threads())  # on a CPU, part of the run
     dev = ctx.device
     prepare(model, cfg, goal).to(dev).train()
     if teacher is not None:
@@ -952,12 +1087,14 @@ def train(
     opts = make_optimizers(model, replace(cfg, sparse_embedding=cfg.sparse_embedding and world == 1))
     scaler = torch.amp.GradScaler(dev.type) if cfg.precision == 'fp16' else None
     net = distributed_model(model, dev) if world > 1 else model
-    start, history, data_id = _resume(model, opts, pairs, cfg, resume, allow_changed, scaler)
+    state, identity = _resume(model, opts, pairs, preprocess, cfg, resume, allow_changed, scaler)
+    start, history, offset = state['step'], state['history'], state['skipped_batches']
     t0 = time.perf_counter() - (history[-1]['seconds'] if history else 0)
     pin = dev.type == 'cuda'
     views = 'views' in goal.needs
-    stream = iter(batches(model, pairs, preprocess, tokenizer, cfg, start, sampler, rank, world, pin, views))
-    bad = BadSamples()
+    at = start + offset  # the stream's position: steps done and batches skipped
+    stream = iter(batches(model, pairs, preprocess, tokenizer, cfg, at, sampler, rank, world, pin, views))
+    bad = BadSamples().restore(state['bad'])
     log = _TrainLog(cfg, rank)
     steps = range(start, min(cfg.steps, until or cfg.steps))
     bar = progress_bar(
@@ -968,7 +1105,8 @@ def train(
         for group in (g for o in opts for g in o.param_groups):
             group['lr'] = lr
         t_step = time.perf_counter()
-        batch = _next_good_batch(stream, bad)
+        batch, skipped = _next_good_batch(stream, bad, cfg, world, step)
+        offset += skipped
         data_seconds = time.perf_counter() - t_step
         x, t = _batch_tensors(batch, tokens, alt, cfg, step, dev, pin)
         made = StepInputs(batch, t, dev, step, cfg, table, tokenizer, preprocess, teacher, memo)
@@ -980,18 +1118,21 @@ def train(
             losses = {k: _mean_over_processes(v) for k, v in losses.items()}
         loss = losses['loss']
         _optimizer_step(model, opts, scaler, cfg)
-        row = _step_row(step, losses, lr, model, t0, t_step, data_seconds, len(batch.keys) * world)
+        row = _step_row(step, losses, lr, model, t0, t_step, data_seconds, len(batch.keys) * world, bad.total)
         if eval_fn is not None and (step + 1 == cfg.steps or _due(cfg.eval_every, step, cfg)):
             model.eval()
             row.update(eval_fn(model, step + 1))
             model.train()
         history.append(row)
-        log.write(row)
-        bar.set_postfix(loss=f'{loss:.3f}', lr=f'{lr:.1e}')
+        log.write(row, bad)
+        bar.set_postfix(loss=f'{loss:.3f}', lr=f'{lr:.1e}', **({'dropped': bad.total} if bad.total else {}))
         if rank == 0 and _due(10, step, cfg):
-            report_progress(kind='train', step=step + 1, steps=cfg.steps, loss=round(loss, 4))
+            report_progress(
+                kind='train', step=step + 1, steps=cfg.steps, loss=round(loss, 4), dropped=bad.total
+            )
         if rank == 0 and cfg.ckpt_dir and _due(cfg.ckpt_every, step, cfg, until):
-            _save_ckpt(model, opts, step + 1, history, cfg, data_id, scaler)
+            carry = dict(bad=bad.state(), skipped_batches=offset)
+            _save_ckpt(model, opts, step + 1, history, cfg, identity, scaler, carry)
     del stream  # stops the DataLoader's workers
     return _finish(model, history, bad, log)
 

@@ -198,8 +198,9 @@ def test_cli_train_checkpoints_and_resume(tmp_path):
     ]
     assert main([*common, '--steps', '4', '--ckpt-every', '2', '--out', str(tmp_path / 'a')]) == 0
     assert sorted(p.name for p in (tmp_path / 'c').iterdir()) == ['last', 'step-00000002', 'step-00000004']
-    with pytest.raises(ValueError, match='already holds checkpoints'):
-        main([*common, '--steps', '4', '--out', str(tmp_path / 'b')])
+    assert main([*common, '--steps', '4', '--out', str(tmp_path / 'b')]) == 2, (
+        'a run over checkpoints is refused'
+    )
     resumed = [*common, '--steps', '6', '--resume', '--allow-changed', 'steps', '--out', str(tmp_path / 'b')]
     assert main(resumed) == 0
     steps = (tmp_path / 'b' / 'history.csv').read_text().splitlines()[1:]
@@ -405,7 +406,7 @@ def test_mistyped_study_parameter_fails_before_the_kernel(study, tmp_path):
 
 def test_unknown_study_parameter_leaves_no_folder(study, tmp_path):
     "Found: an unknown parameter left an empty output folder."
-    with pytest.raises(ValueError, match=r"no parameters \['stpes'\]"):
+    with pytest.raises(ValueError, match="has no parameter 'stpes'"):
         run_study(study, {'stpes': 3}, tmp_path / 'out', progress=False)
     assert not (tmp_path / 'out').exists(), 'no folder is made'
 

@@ -5,7 +5,7 @@ folders and torchvision datasets; few-shot and base/novel splits."""
 
 # %% ../../nbs/02_data.sources.ipynb #29a7df37
 from __future__ import annotations
-from ..config import get_seed, usable_cores
+from ..config import UsageError, get_seed, usable_cores
 from concurrent.futures import ThreadPoolExecutor
 import csv, io, os, tarfile, warnings
 from collections import Counter, defaultdict
@@ -77,8 +77,8 @@ def _check_images(
         return list(pool.map(_check_image, sources, chunksize=64))
 
 # %% ../../nbs/02_data.sources.ipynb #d8e2e18f
-class BadInput(ValueError):
-    "Bad rows or files in a data source; the message names them."
+class BadInput(UsageError):
+    "Bad rows or files in a data source, named in the message (the command line prints it as one line)."
 
 
 def _report(what, read, bad, skip_bad, ignored=None, dropped=None):
@@ -87,7 +87,9 @@ def _report(what, read, bad, skip_bad, ignored=None, dropped=None):
     if bad and not skip_bad:
         where, why = bad[0]
         more = f' (and {len(bad) - 1} more)' if len(bad) > 1 else ''
-        raise BadInput(f"{what}: {where}: {why}{more}. Pass skip_bad=True to skip and count such rows.")
+        raise BadInput(
+            f"{what}: {where}: {why}{more}. Pass skip_bad=True (--skip-bad) to skip and count such rows."
+        )
     if bad:
         warnings.warn(
             f"{what}: skipped {len(bad)} bad rows: "

@@ -5,7 +5,7 @@ folders, decoded and preprocessed in DataLoader workers, in batches the trainer 
 
 # %% ../../nbs/02_data.stream.ipynb #9a3cd863
 from __future__ import annotations
-import io, random, tarfile, warnings
+import io, math, random, tarfile, warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,25 +45,63 @@ class Batch:
 
 # %% ../../nbs/02_data.stream.ipynb #77803880
 class BadSamples:
-    "A running count of the samples dropped from batches, by reason, with the first few named."
+    """A running count of the samples drawn and of those dropped from batches, by reason, with the first few
+    named; it judges whether the dropped share is past a limit, and carries over a resumed run."""
 
     def __init__(self):
-        self.reasons, self.examples = Counter(), []
+        self.reasons, self.examples, self.drawn = Counter(), [], 0
 
     def add(
         self,
         batch: Batch,  # a batch whose dropped samples to count
     ) -> Batch:
-        "Count `batch.bad` and return the batch."
-        for key, why in batch.bad:
+        "Count the batch's samples and `batch.bad`, and return the batch."
+        self.drawn += len(batch.keys) + len(batch.bad)
+        self.drop([(key, why) for key, why in batch.bad])
+        return batch
+
+    def drop(
+        self,
+        samples: list,  # (key, why) of each dropped sample
+    ):
+        "Count samples dropped for a reason of the caller's (e.g. a batch too small to train on)."
+        for key, why in samples:
             self.reasons[why.split(' (')[0]] += 1
             if len(self.examples) < 5:
                 self.examples.append(f'{key}: {why}')
-        return batch
 
     @property
     def total(self) -> int:
         return sum(self.reasons.values())
+
+    def past(
+        self,
+        limit: float,  # the share of drawn samples that may be dropped
+    ) -> bool:
+        """Whether the dropped share is above `limit` beyond chance: the count exceeds `limit` x drawn by more
+        than three standard deviations of a binomial count (so a run near its limit is not stopped by one
+        unlucky batch, and a run far past it stops within a few batches)."""
+        if self.total == 0 or limit >= 1:
+            return False
+        spread = math.sqrt(self.drawn * limit * (1 - limit))
+        return self.total > limit * self.drawn + 3 * spread
+
+    def state(self) -> dict:
+        "The counts, to store with a checkpoint."
+        return dict(reasons=dict(self.reasons), examples=list(self.examples), drawn=self.drawn)
+
+    def restore(
+        self,
+        state: dict | None,  # what `state` returned; None leaves the counts at zero
+    ) -> BadSamples:
+        "Continue the counts of a checkpointed run."
+        if state:
+            self.reasons, self.examples, self.drawn = (
+                Counter(state['reasons']),
+                state['examples'],
+                state['drawn'],
+            )
+        return self
 
     def report(
         self,
@@ -72,7 +110,8 @@ class BadSamples:
         "Warn with the count when anything was dropped; return {reason: count}."
         if self.total:
             warnings.warn(
-                f"{what}: dropped {self.total} bad samples {dict(self.reasons)}, e.g. {self.examples}"
+                f"{what}: dropped {self.total} of {self.drawn} samples {dict(self.reasons)}, "
+                f"e.g. {self.examples}"
             )
         return dict(self.reasons)
 

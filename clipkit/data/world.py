@@ -8,17 +8,17 @@ from __future__ import annotations
 import math, re
 from dataclasses import dataclass, field, replace
 import numpy as np, pandas as pd, torch
-from ..config import get_seed
+from ..config import Rule, get_seed
 from ..util import atomic_path, write_atomic
 from ..types import Pairs, Task
 
 # %% auto #0
 __all__ = ['SHAPES', 'PLURAL', 'COLORS', 'COLOR_SYNONYMS', 'SIZES', 'STYLES', 'RELATIONS', 'INVERSE', 'NUMBERS', 'KINDS',
-           'KIND_MIX', 'STYLE_MIX', 'HOLDOUT', 'SINGLE', 'TEMPLATES', 'WorldConfig', 'sample_scenes', 'render',
-           'caption', 'world_entries', 'world_paraphrase', 'world_rewrites', 'world_descriptors', 'make_pairs',
-           'show_pairs', 'make_task', 'concat_pairs', 'world_tasks', 'background_groups', 'structure_negatives',
-           'world_sources', 'mix_sources', 'RetrievalSet', 'world_retrieval', 'to_pil', 'export_csv', 'export_wds',
-           'export_clip_benchmark']
+           'KIND_MIX', 'STYLE_MIX', 'HOLDOUT', 'SINGLE', 'TEMPLATES', 'WORLD_TASKS', 'WorldConfig', 'sample_scenes',
+           'render', 'caption', 'world_entries', 'world_paraphrase', 'world_rewrites', 'world_descriptors',
+           'make_pairs', 'show_pairs', 'make_task', 'concat_pairs', 'world_tasks', 'background_groups',
+           'structure_negatives', 'world_sources', 'mix_sources', 'RetrievalSet', 'world_retrieval', 'to_pil',
+           'export_csv', 'export_wds', 'export_clip_benchmark']
 
 # %% ../../nbs/01_data.world.ipynb #1f8d8599
 SHAPES = {
@@ -653,6 +653,9 @@ def _per_combo(make, combos, n, seed, **kw) -> Pairs:
     )
 
 # %% ../../nbs/01_data.world.ipynb #0b32476a
+WORLD_TASKS = ('shape', 'color', 'shape_color', 'count', 'relation', 'ood_style', 'novel_combos')
+
+
 def world_tasks(
     cfg: WorldConfig,  # the world the model was trained on
     n_per_class: int = 20,  # images per class (per class of the 48-way head for shape x colour tasks)
@@ -660,7 +663,9 @@ def world_tasks(
     names: list | None = None,  # which tasks; all by default
 ) -> dict:
     "Derive the task suite from a world: {name: Task}."
-    names = names or ['shape', 'color', 'shape_color', 'count', 'relation', 'ood_style', 'novel_combos']
+    names = list(names or WORLD_TASKS)
+    for name in names:
+        Rule('world task').check('world_tasks', name)
     out, heads = {}, cfg.classnames
     one = lambda **kw: make_pairs(replace(cfg, caption_noise=0, duplicate_rate=0, zipf=0), **kw)
     hold = set(cfg.holdout)
