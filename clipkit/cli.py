@@ -4,23 +4,47 @@
 
 # %% ../nbs/12_cli.ipynb #f7c6ee6a
 from __future__ import annotations
-import argparse, contextlib, difflib, json, sys, warnings
+import argparse, ast, contextlib, difflib, json, os, sys, warnings
 from dataclasses import MISSING
 from pathlib import Path
-from .config import UsageError, arg_type
+from .config import UsageError, arg_type, did_you_mean
 from .util import atomic_path
 from .studies import json_safe, write_json, list_studies, run_study
 
 # %% auto #0
 __all__ = ['USER_ERRORS', 'config_flags', 'config_from_args', 'load_pairs', 'load_task', 'build_parser', 'study_cmd',
-           'refuse_no_ops', 'train_cmd', 'eval_cmd', 'main']
+           'refuse_no_ops', 'check_outputs', 'check_model', 'train_cmd', 'eval_cmd', 'main']
 
 # %% ../nbs/12_cli.ipynb #faeba0b6
 def _value(s: str):
+    "A `-p` value: JSON, else a Python literal (as `study list` prints them), else the text itself."
     try:
         return json.loads(s)
     except json.JSONDecodeError:
-        return {'True': True, 'False': False, 'None': None}.get(s, s)
+        pass
+    try:
+        return ast.literal_eval(s)
+    except (ValueError, SyntaxError):
+        return s
+
+
+def _json_of(kind: type):
+    "An argparse `type=` reading JSON of one kind (a dict or a list), refusing anything else by name."
+    example = {dict: '{"chunk": 1024}', list: '[["simclr", 1.0]]'}[kind]
+
+    def parse(text: str):
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            raise argparse.ArgumentTypeError(f"expected JSON such as '{example}', got {text!r}") from None
+        if not isinstance(value, kind):
+            raise argparse.ArgumentTypeError(
+                f"expected a JSON {kind.__name__} such as '{example}', got {text!r}"
+            )
+        return value
+
+    parse.__name__ = 'JSON'
+    return parse
 
 
 def _field_type(f) -> type:
@@ -35,10 +59,11 @@ def _flag_type(f, rule: str | None):
     "(argparse type, nargs) of a dataclass field: its kind converted from text, checked by its rule."
     default = f.default if f.default is not MISSING else f.default_factory()
     rule = (rule or '').removesuffix(' or None')
-    if rule.startswith('tuple of ') or isinstance(default, tuple):
-        item = rule.removeprefix('tuple of ')
+    if rule.startswith(('tuple of ', 'pair of ')) or isinstance(default, tuple):
+        item = rule.removeprefix('tuple of ').removeprefix('pair of ')
         kind = type(default[0]) if default else float
-        return (arg_type(item, kind) if item else kind), (len(default) if default else '+')
+        count = 2 if rule.startswith('pair of ') else len(default) if default else '+'
+        return (arg_type(item, kind) if item else kind), count
     kind = _field_type(f)
     return (arg_type(rule, kind) if rule else kind), None
 
@@ -65,7 +90,8 @@ def config_flags(
         if isinstance(default, bool):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help)
         elif isinstance(default, (dict, tuple)) and not default:  # keywords or records, such as terms
-            parser.add_argument(flag, type=json.loads, default=default, help=help + ' (JSON)')
+            kind = _json_of(dict if isinstance(default, dict) else list)
+            parser.add_argument(flag, type=kind, default=default, help=help + ' (JSON)')
         else:
             kind, nargs = _flag_type(f, rules.get(f.name))
             parser.add_argument(flag, type=kind, nargs=nargs, default=default, help=help)
@@ -96,6 +122,7 @@ def load_pairs(
     img_key: str = 'filepath',  # the CSV's image column
     caption_key: str = 'title',  # the CSV's caption column
     sep: str = '\t',  # the CSV's separator
+    skip_bad: bool = False,  # the CSV: skip and count bad rows instead of refusing
 ):
     "Training pairs from a command-line spec: the world in memory, a CSV of files, or a shard stream."
     from clipkit.config import get_seed
@@ -106,7 +133,12 @@ def load_pairs(
     if spec == 'world':
         return make_pairs(WorldConfig(), n_pairs, seed=get_seed(seed))
     if Path(spec).suffix.lower() in ('.csv', '.tsv'):
-        return read_csv_pairs(spec, img_key, caption_key, sep, check_images=False)
+        return read_csv_pairs(spec, img_key, caption_key, sep, skip_bad=skip_bad, check_images=False)
+    kinds = "give 'world', a .csv/.tsv file or a WebDataset pattern"
+    if Path(spec).is_dir():
+        raise UsageError(f"--train-data {spec}: a folder; {kinds}, such as '{spec}/{{00000..00009}}.tar'")
+    if not any(c in spec for c in '*?[{') and not Path(spec).is_file():
+        raise UsageError(f"--train-data {spec!r}: no such file; {kinds}{did_you_mean(spec, ['world'])}")
     return ShardPairs(spec, n_samples=n_samples, resampled=resampled, shuffle_buffer=shuffle_buffer)
 
 # %% ../nbs/12_cli.ipynb #048209ee
@@ -212,6 +244,9 @@ def _train_parser(sub):
     data.add_argument('--csv-caption-key', default='title', help='the CSV column of captions')
     data.add_argument('--csv-separator', default='\t', help='the CSV field separator')
     data.add_argument(
+        '--skip-bad', action='store_true', help='skip and count bad CSV rows instead of refusing'
+    )
+    data.add_argument(
         '--n-pairs', type=arg_type('int > 0', int), default=30000, help='pairs drawn from the world'
     )
     data.add_argument('--val-data', default=None, help='zero-shot task: world:NAME, folder:PATH, wds:PATH')
@@ -266,6 +301,8 @@ def study_cmd(
         elif len(words) != 1 or not eq:
             raise UsageError(f"-p expects NAME=VALUE or NAME VALUE, got {' '.join(words)!r}")
         params[k.strip()] = _value(v.strip())
+    if 'out_dir' in params:
+        raise UsageError("-p out_dir: a study's output folder is --out (which sets out_dir)")
     try:
         dest = run_study(a.name, params, a.out, a.kernel)
     except USER_ERRORS:
@@ -298,6 +335,7 @@ _ONE_KIND_FLAGS = dict(  # the flags that apply to one kind of training data onl
     csv_img_key='csv',
     csv_caption_key='csv',
     csv_separator='csv',
+    skip_bad='csv',
     train_num_samples='shards',
     dataset_resampled='shards',
     shuffle_buffer='shards',
@@ -337,6 +375,69 @@ def refuse_no_ops(
         if refused:
             raise UsageError(f"--{name.replace('_', '-')}: {why}")
 
+# %% ../nbs/12_cli.ipynb #52e78695
+def _overlap(a, b) -> bool:
+    "Whether two paths are the same or one lies inside the other."
+    a, b = Path(a).resolve(), Path(b).resolve()
+    return a == b or a in b.parents or b in a.parents
+
+
+def _creatable(path: Path, flag: str):
+    "Refuse a path whose nearest existing ancestor is not a folder this process may write into."
+    ancestor = path.resolve()
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
+        raise UsageError(
+            f"{flag} {path}: cannot be created ({ancestor} is not a folder this user may write into)"
+        )
+
+
+def check_outputs(
+    a,  # the parsed arguments of `clipkit train`
+):
+    """Refuse, before any data is read, output paths that cannot be written or would destroy something: the
+    final checkpoint replaces `--out` whole, so it must be new, empty or an earlier checkpoint, apart from the
+    training data and the checkpoints."""
+    if not a.out:
+        raise UsageError('--out: an empty path; name the folder of the final checkpoint')
+    out = Path(a.out)
+    if out.is_file():
+        raise UsageError(f"--out {out}: is a file; the final checkpoint is a folder that would replace it")
+    if out.is_dir() and any(out.iterdir()) and not (out / 'open_clip_config.json').is_file():
+        raise UsageError(
+            f"--out {out}: holds files that are not a checkpoint, which it would replace; choose a new folder"
+        )
+    for flag, other in (('--ckpt-dir', a.ckpt_dir), ('--train-data', a.train_data), ('--log-dir', a.log_dir)):
+        if other and Path(other).exists() and _overlap(out, other):
+            raise UsageError(
+                f"--out {out} and {flag} {other} overlap; the final checkpoint replaces --out whole"
+            )
+    for flag, folder in (('--ckpt-dir', a.ckpt_dir), ('--log-dir', a.log_dir)):
+        if folder and Path(folder).exists() and not Path(folder).is_dir():
+            raise UsageError(f"{flag} {folder}: is a file, not a folder")
+        if folder:
+            _creatable(Path(folder), flag)
+    _creatable(out, '--out')
+
+
+def check_model(
+    a,  # the parsed arguments of `clipkit train` or `clipkit eval`
+):
+    "Refuse a --pretrained that cannot apply: a checkpoint folder has its own weights; a file must exist."
+    if not a.pretrained:
+        return
+    if a.model.startswith('local-dir:') or Path(a.model).is_dir():
+        raise UsageError(f"--pretrained: --model {a.model} is a checkpoint folder, whose weights are its own")
+    named_file = os.sep in a.pretrained or Path(a.pretrained).suffix in (
+        '.pt',
+        '.pth',
+        '.bin',
+        '.safetensors',
+    )
+    if named_file and not Path(a.pretrained).is_file():
+        raise UsageError(f"--pretrained {a.pretrained}: no such weights file")
+
 # %% ../nbs/12_cli.ipynb #d97d83cb
 def train_cmd(
     a,  # the parsed arguments of `clipkit train`
@@ -344,11 +445,25 @@ def train_cmd(
     "The `clipkit train` command: train on a CSV, shards or the world; save the checkpoint and history."
     from clipkit.config import run_context
     from clipkit.models import create, save, train_transform
-    from clipkit.train import train, init_distributed
+    from clipkit.train import check_allow_changed, train, init_distributed
     from clipkit.eval import zero_shot_eval
 
     refuse_no_ops(a, getattr(a, 'given', set()))  # before any data is read or model built
+    check_outputs(a)
+    check_model(a)
+    allowed = True if a.allow_changed == 'all' else tuple(f for f in a.allow_changed.split(',') if f)
+    check_allow_changed(allowed)
+    if a.resume and not any(Path(a.ckpt_dir).glob('step-*')):
+        warnings.warn(f"--resume: no checkpoint in {a.ckpt_dir} yet; starting at step 0")
     task = load_task(a.val_data) if a.val_data else None
+    if task is not None and not hasattr(task, 'classnames'):
+        raise UsageError(
+            f"--val-data {a.val_data}: a retrieval set; training evaluates zero-shot classification"
+        )
+    if task is not None and len(task.classnames) < 2:
+        raise UsageError(
+            f"--val-data {a.val_data}: {len(task.classnames)} class; zero-shot accuracy needs two"
+        )
     rank, world = init_distributed()
     ctx = run_context(a.device, a.seed, a.threads)  # resolved once, passed down through the config
     pairs = load_pairs(
@@ -361,11 +476,11 @@ def train_cmd(
         a.csv_img_key,
         a.csv_caption_key,
         a.csv_separator,
+        a.skip_bad,
     )
     steps = a.steps if a.epochs is None else max(1, int(a.epochs * len(pairs) // a.batch_size))
     every = a.ckpt_every or (steps if a.ckpt_dir else 0)
     cfg = config_from_args(a, seed=ctx.seed, steps=steps, ckpt_every=every)
-    allowed = True if a.allow_changed == 'all' else tuple(f for f in a.allow_changed.split(',') if f)
     ctx.apply()  # the model's initial weights come from the run's seed
     m, tok, pre = create(a.model, pretrained=a.pretrained, device=ctx.device, loss=cfg.loss)
     eval_fn = None
@@ -398,6 +513,11 @@ def eval_cmd(
 
     if a.skip_bad and not a.task.startswith(('folder:', 'wds:')):
         raise UsageError("--skip-bad: the world's images are drawn in memory, and none can be unreadable")
+    if a.out is not None and (not a.out or Path(a.out).is_dir()):
+        raise UsageError(f"--out {a.out!r}: name the result JSON file (not a folder)")
+    if a.out:
+        _creatable(Path(a.out), '--out')
+    check_model(a)
     task = load_task(a.task, skip_bad=a.skip_bad)  # checked before the model is built
     model, tok, pre = create(a.model, pretrained=a.pretrained, device=a.device)
     run = dict(device=a.device, workers=a.workers, batch_size=a.batch_size)
@@ -434,7 +554,14 @@ def eval_cmd(
     return 0
 
 # %% ../nbs/12_cli.ipynb #0c6ddcbf
-USER_ERRORS = (UsageError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
+USER_ERRORS = (
+    UsageError,
+    FileNotFoundError,
+    FileExistsError,
+    NotADirectoryError,
+    IsADirectoryError,
+    PermissionError,
+)
 
 
 @contextlib.contextmanager

@@ -4,16 +4,17 @@
 
 # %% ../nbs/00_config.ipynb #957bc813
 from __future__ import annotations
-import configparser, contextlib, difflib, functools, hashlib, importlib.util, itertools, operator, os, random
+import configparser, contextlib, difflib, functools, hashlib, importlib.util, itertools, math, operator, os
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np, torch
 
 # %% auto #0
-__all__ = ['DEFAULTS', 'OTHER_VARIABLES', 'NAME_KINDS', 'UsageError', 'did_you_mean', 'packaged_studies', 'find_settings',
-           'Settings', 'get_settings', 'local_rank', 'get_device', 'model_device', 'compute_device', 'set_threads',
-           'usable_cores', 'threads_beside_workers', 'get_seed', 'derive_seed', 'seed_everything', 'seeded',
-           'RunContext', 'run_context', 'Rule', 'check_fields', 'arg_type']
+__all__ = ['DEFAULTS', 'MAX_THREADS', 'OTHER_VARIABLES', 'NAME_KINDS', 'UsageError', 'did_you_mean', 'packaged_studies',
+           'find_settings', 'Settings', 'get_settings', 'local_rank', 'get_device', 'model_device', 'compute_device',
+           'set_threads', 'usable_cores', 'threads_beside_workers', 'get_seed', 'derive_seed', 'seed_everything',
+           'seeded', 'RunContext', 'run_context', 'Rule', 'check_fields', 'arg_type']
 
 # %% ../nbs/00_config.ipynb #ed47a0a8
 DEFAULTS = dict(
@@ -25,6 +26,7 @@ DEFAULTS = dict(
     threads='0',
     seed='0',
 )
+MAX_THREADS = 1024  # more torch threads than this is a typo (and torch can crash making them)
 # the other variables clipkit reads: the settings file to use, and the study runner's progress events
 OTHER_VARIABLES = ('CLIPKIT_SETTINGS', 'CLIPKIT_PROGRESS_FILE')
 
@@ -78,16 +80,17 @@ def _refuse_misspelt_section(
     f: Path,  # a settings.ini without a [clipkit] section
 ):
     "Raise if the file's sections look like a misspelt [clipkit] (another tool's settings.ini passes)."
-    cp = configparser.ConfigParser()
+    cp = configparser.ConfigParser(interpolation=None)
     try:
         cp.read(f)
-    except configparser.Error:
+    except (configparser.Error, UnicodeDecodeError):
         return  # not an INI file clipkit could have meant
-    near = difflib.get_close_matches('clipkit', [s.lower() for s in cp.sections()], n=1, cutoff=0.7)
+    lowered = {section.lower(): section for section in cp.sections()}  # section names are case-sensitive
+    near = difflib.get_close_matches('clipkit', list(lowered), n=1, cutoff=0.7)
     if near:
         raise UsageError(
             f"settings: {f} has no [clipkit] section but has {cp.sections()}; did you mean [clipkit] "
-            f"for [{near[0]}]?"
+            f"for [{lowered[near[0]]}]?"
         )
 
 # %% ../nbs/00_config.ipynb #9d13bac2
@@ -137,9 +140,16 @@ def _parse_settings(file_key, env, cwd) -> Settings:
     vals = dict(DEFAULTS)
     where = {k: 'clipkit defaults' for k in vals}
     if f is not None:
-        cp = configparser.ConfigParser()
-        cp.read(f)
-        section = dict(cp['clipkit']) if cp.has_section('clipkit') else {}
+        cp = configparser.ConfigParser(interpolation=None)  # a '%' in a path is a '%'
+        try:
+            cp.read(f)
+        except (configparser.Error, UnicodeDecodeError) as e:
+            raise UsageError(
+                f"settings: {f} is not a valid settings file: {str(e).splitlines()[0]}"
+            ) from None
+        if not cp.has_section('clipkit'):  # named by CLIPKIT_SETTINGS: it must be clipkit's
+            raise UsageError(f"settings: {f} has no [clipkit] section; its sections are {cp.sections()}")
+        section = dict(cp['clipkit'])
         unknown = sorted(set(section) - set(DEFAULTS))
         if unknown:
             raise UsageError(
@@ -162,6 +172,8 @@ def _parse_settings(file_key, env, cwd) -> Settings:
     root = f.parent if f is not None else Path(cwd)
     path = lambda k: (root / Path(vals[k]).expanduser()).resolve()
     ints = {k: _setting_int(vals[k], where[k]) for k in ('threads', 'seed')}
+    if ints['threads'] > MAX_THREADS:
+        raise UsageError(f"settings: {where['threads']} is {ints['threads']}; at most {MAX_THREADS} threads")
     return Settings(
         root,
         path('data_dir'),
@@ -401,9 +413,10 @@ class Rule:
         text = self.text.strip().replace('≥', '>=').replace('≤', '<=')  # a study's comment cannot hold '='
         optional = text.endswith(' or None')
         text = text.removesuffix(' or None').strip()
-        each = text.startswith('tuple of ')
-        text = text.removeprefix('tuple of ').strip()
-        out = dict(optional=optional, each=each, kind=None, bounds=(), words=None, name=None)
+        each = text.startswith(('tuple of ', 'pair of '))
+        count = 2 if text.startswith('pair of ') else None
+        text = text.removeprefix('tuple of ').removeprefix('pair of ').strip()
+        out = dict(optional=optional, each=each, count=count, kind=None, bounds=(), words=None, name=None)
         if text.startswith("'"):
             out['words'] = tuple(w.strip().strip("'") for w in text.split('|'))
             return out
@@ -434,6 +447,8 @@ class Rule:
         kinds = {'int': (int,), 'float': (int, float), 'str': (str,), 'bool': (bool,)}[p['kind']]
         if not isinstance(value, kinds) or (isinstance(value, bool) and p['kind'] != 'bool'):
             return f"must be {self.text}"
+        if p['kind'] == 'float' and not math.isfinite(value):
+            return f"must be a finite {self.text}"
         if any(not _COMPARE[op](value, bound) for op, bound in p['bounds']):
             return f"must be {self.text}"
         return None
@@ -447,7 +462,8 @@ class Rule:
         if value is None and self.parts['optional']:
             return value
         items = value if self.parts['each'] and isinstance(value, (list, tuple)) else [value]
-        if self.parts['each'] and not isinstance(value, (list, tuple)):
+        count = self.parts['count']
+        if self.parts['each'] and (not isinstance(value, (list, tuple)) or count not in (None, len(value))):
             raise UsageError(f"{what}: got {value!r}; must be {self.text}")
         for item in items:
             problem = None if item is None and self.parts['optional'] else self._problem(item)

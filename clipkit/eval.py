@@ -27,8 +27,8 @@ def classification_metrics(
         )
     C = logits.shape[1]
     outside = (labels < 0) | (labels >= C)
-    if outside.any():
-        raise ValueError(
+    if outside.any():  # the task's labels and class names disagree: bad input, named
+        raise UsageError(
             f"classification_metrics: {int(outside.sum())} labels lie outside [0, {C}) "
             f"(first: {int(labels[outside][0])} at row {int(outside.nonzero()[0])})"
         )
@@ -110,6 +110,8 @@ def zero_shot_eval(
         img, labels, _ = stream_features(
             model, task, preprocess, batch_size, device=device, workers=workers, progress=False, bad=bad
         )
+        if not len(img):
+            raise UsageError(f"zero_shot_eval: task {task.name!r} has no readable images")
         return classification_metrics(img @ W.T, labels)
     img = (
         extract(model, task, preprocess, batch_size, device=device, cache_dir=cache_dir, progress=False).image

@@ -166,6 +166,8 @@ def stream_features(
         for batch in progress_bar(stream, total=total, enabled=progress, desc='images'):
             if bad is not None:
                 bad.add(batch)
+                if not batch.keys:  # every sample of the batch was unreadable
+                    continue
             elif batch.bad:
                 raise BadInput(f"stream_features: {batch.bad[0][0]}: {batch.bad[0][1]}")
             images = batch.images.to(device, non_blocking=pin)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 import torch, torch.nn as nn, torch.nn.functional as F
 import torch.distributed as dist
-from .config import UsageError, did_you_mean
+from .config import Rule, UsageError, did_you_mean
 
 # %% auto #0
 __all__ = ['FEATURES', 'INPUTS', 'LOSSES', 'dist_info', 'gather', 'global_batch', 'clip_loss', 'multi_positive_loss',
@@ -614,6 +614,8 @@ def get_loss(
         raise UsageError(
             f"get_loss: loss {name!r} has no keyword {unknown}; it takes {sorted(spec.options())}"
         )
+    if 'chunk' in kw:  # the rows of a memory-bounded block
+        Rule('int > 0 or None').check(f'get_loss: loss {name!r} keyword chunk', kw['chunk'])
     return ContrastiveLoss(spec, **kw)
 
 # %% ../nbs/03_losses.ipynb #34eebcc7
@@ -686,6 +688,10 @@ def objective(
         if isinstance(term, str) or len(term) not in (2, 3):
             raise UsageError(f"objective: a term is (name, weight) or (name, weight, keywords), got {term!r}")
         name, weight, kw = (*term, {})[:3]
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight):
+            raise UsageError(f"objective: term {name!r} has weight {weight!r}; a weight is a finite number")
+        if not isinstance(kw, dict):
+            raise UsageError(f"objective: term {name!r} has keywords {kw!r}; they are a dict")
         if name in LOSSES and not LOSSES[name].added:
             raise UsageError(f"objective: {name!r} is a contrastive loss; added terms are {added_terms()}")
         resolved.append(Term(get_loss(name, **kw), float(weight)))

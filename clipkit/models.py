@@ -8,7 +8,7 @@ from __future__ import annotations
 import json, os
 from pathlib import Path
 import open_clip
-from .config import get_device
+from .config import UsageError, get_device
 from .util import fingerprint, atomic_path, write_atomic
 from .losses import get_loss
 
@@ -67,6 +67,8 @@ def unknown_model(
     name = str(name)
     if name.startswith(('hf-hub:', 'local-dir:')) or Path(name).is_dir() or name in open_clip.list_models():
         return None
+    if '/' in name or name.startswith('.'):  # a path: a checkpoint folder that is not there
+        raise UsageError(f"model {name!r}: no such checkpoint folder")
     return open_clip.list_models()
 
 # %% ../nbs/04_models.ipynb #fb97f963

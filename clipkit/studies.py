@@ -355,6 +355,16 @@ def run_study(
     known = pm.inspect_notebook(str(nb))
     check_params(nb.stem, known, params or {})  # before any folder is made or kernel started
     out = Path(out_dir or get_settings().results_dir / nb.stem).resolve()
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"study {nb.stem!r}: the output folder {out} is a file")
+    if kernel:
+        from jupyter_client.kernelspec import KernelSpecManager
+
+        kernels = KernelSpecManager().find_kernel_specs()
+        if kernel not in kernels:
+            raise UsageError(
+                f"study {nb.stem!r}: no Jupyter kernel {kernel!r}{did_you_mean(kernel, kernels)}"
+            )
     out.mkdir(parents=True, exist_ok=True)
     params = {**(params or {}), **({'out_dir': str(out)} if 'out_dir' in known else {})}
     dest = out / f'{nb.stem}.ipynb'

@@ -7,11 +7,11 @@ gradient checkpointing, and DistributedDataParallel under `torchrun`."""
 # %% ../nbs/06_train.ipynb #cc98b082
 from __future__ import annotations
 import contextlib, hashlib, itertools, json, math, re, shutil, time, warnings
-from dataclasses import dataclass, asdict, field, replace
+from dataclasses import dataclass, asdict, field, fields, replace
 from typing import ClassVar
 from pathlib import Path
 import numpy as np, pandas as pd, torch
-from .config import UsageError, check_fields, run_context, get_seed, local_rank
+from .config import UsageError, check_fields, did_you_mean, run_context, get_seed, local_rank
 from .util import fingerprint
 from .util import atomic_path, write_atomic, clean_temporaries, progress_bar, report_progress
 from .losses import INPUTS, ContrastiveLoss, Objective, StepInputs, Term, dist_info, get_loss
@@ -27,7 +27,7 @@ from .data.stream import augmented_inputs
 __all__ = ['PRECISIONS', 'SSL_VIEWS', 'RUN_ONLY_FIELDS', 'MIN_BATCH', 'TrainConfig', 'lr_at', 'make_optimizers', 'batch_order',
            'sampler_order', 'train_step', 'augments', 'augment_images', 'Augment', 'group_ids', 'prepare',
            'objective_of', 'data_identity', 'transform_identity', 'checkpoint_problem', 'init_distributed',
-           'distributed_model', 'batches', 'train', 'task_pairs', 'world_model']
+           'distributed_model', 'batches', 'check_allow_changed', 'train', 'task_pairs', 'world_model']
 
 # %% ../nbs/06_train.ipynb #8c1650f0
 @dataclass
@@ -73,42 +73,28 @@ class TrainConfig:
     max_bad_fraction: float = 0.1  # stop when more of the samples drawn than this are unreadable (see train)
 
     RULES: ClassVar[dict] = dict(  # what each field may be (clipkit.config.Rule), checked on construction
-        steps='int > 0',
-        batch_size='int > 0',
-        lr='float >= 0',
-        warmup='int >= 0',
-        weight_decay='float >= 0',
-        betas='tuple of float in [0, 1)',
-        eps='float > 0',
-        fused_adamw='bool',
-        loss='loss or None',
-        rewrite_prob='float in [0, 1]',
-        crop_scale='tuple of float in (0, 1] or None',
-        color_jitter='float in [0, 1)',
-        hflip='float in [0, 1]',
-        fixed_scale='float > 0 or None',
-        lock_image='bool',
-        lock_text='bool',
-        precision="'fp32' | 'bf16' | 'fp16'",
-        grad_checkpointing='bool',
-        grad_accum='int > 0',
-        max_logit_scale='float > 0',
-        sparse_embedding='bool',
-        eval_every='int >= 0',
-        ckpt_every='int >= 0',
-        ckpt_keep='int > 0',
-        seed='int >= 0 or None',
-        threads='int >= 0 or None',
-        progress='bool',
-        workers='int >= 0',
-        log_every='int >= 0',
-        report_to="'' | 'tensorboard'",
+        steps='int > 0', batch_size='int > 0', lr='float > 0', warmup='int >= 0', weight_decay='float >= 0',
+        betas='pair of float in [0, 1)', eps='float > 0', fused_adamw='bool', loss='loss or None',
+        rewrite_prob='float in [0, 1]', crop_scale='pair of float in (0, 1] or None',
+        color_jitter='float in [0, 1)', hflip='float in [0, 1]', fixed_scale='float > 0 or None',
+        lock_image='bool', lock_text='bool', precision="'fp32' | 'bf16' | 'fp16'",
+        grad_checkpointing='bool', grad_accum='int > 0', max_logit_scale='float > 0',
+        sparse_embedding='bool', eval_every='int >= 0', ckpt_every='int >= 0', ckpt_keep='int > 0',
+        seed='int in [0, 4294967295] or None', threads='int in [0, 1024] or None', progress='bool',
+        workers='int >= 0', log_every='int >= 0', report_to="'' | 'tensorboard'",
         max_bad_fraction='float in [0, 1]',
-    )
+    )  # fmt: skip
 
     def __post_init__(self):
+        if isinstance(self.terms, str) or not isinstance(self.loss_kw, dict):
+            raise UsageError(
+                "TrainConfig: terms is a list of (name, weight[, keywords]) and loss_kw a dict of keywords; "
+                f"got terms={self.terms!r}, loss_kw={self.loss_kw!r}"
+            )
         self.terms = tuple(tuple(term) if isinstance(term, list) else term for term in self.terms)
         check_fields(self, self.RULES)
+        if self.crop_scale is not None and self.crop_scale[0] > self.crop_scale[1]:
+            raise UsageError(f"TrainConfig.crop_scale: got {self.crop_scale}; the low share comes first")
 
 # %% ../nbs/06_train.ipynb #9205e5ef
 def lr_at(
@@ -470,6 +456,7 @@ def objective_of(
 # %% ../nbs/06_train.ipynb #544bd1e1
 RUN_ONLY_FIELDS = (
     'progress',
+    'max_bad_fraction',
     'fused_adamw',
     'device',
     'eval_every',
@@ -914,9 +901,22 @@ def _check_run(model, pairs, cfg: TrainConfig, objective: Objective, teacher, sa
         raise UsageError(f"train: {spec.name!r} needs teacher=")
     if 'groups' in needs and not cfg.positives:
         raise UsageError("train: loss 'multi_positive' needs cfg.positives ('caption' or a metadata column)")
+    if cfg.positives and 'groups' not in needs:
+        raise UsageError(
+            f"train: positives={cfg.positives!r} is used by loss 'multi_positive' only, not {spec.name!r}"
+        )
+    streaming = hasattr(pairs, 'shards')
+    if cfg.positives not in (None, 'caption') and not streaming and cfg.positives not in pairs.meta:
+        raise UsageError(
+            f"train: positives={cfg.positives!r} names no column of the pairs' metadata "
+            f"{list(pairs.meta.columns)}"
+        )
+    if not streaming and sampler is None and len(pairs) < cfg.batch_size:
+        raise UsageError(
+            f"train: batch_size {cfg.batch_size} is more than the {len(pairs)} pairs to train on"
+        )
     if any(INPUTS[k].encode for k in needs) and cfg.grad_accum > 1:
         raise UsageError(f"train: the inputs {list(needs)} are embedded with whole batches; use grad_accum=1")
-    streaming = hasattr(pairs, 'shards')
     if 'negatives' in needs and (streaming or 'negative' not in pairs.meta):
         raise UsageError(
             "train: the structure_margin term needs Pairs with meta['negative'] (a caption or None per pair; "
@@ -939,6 +939,18 @@ def _check_run(model, pairs, cfg: TrainConfig, objective: Objective, teacher, sa
         )
 
 # %% ../nbs/06_train.ipynb #d37c74f3
+def check_allow_changed(
+    allow_changed,  # config fields (or 'data', 'transform') a resumed run may change; True: any
+):
+    "Refuse a name in `allow_changed` that is no part of a run's identity, with its close matches."
+    known = {f.name for f in fields(TrainConfig)} | {'data', 'transform'}
+    unknown = [] if allow_changed is True else [name for name in allow_changed if name not in known]
+    if unknown:
+        raise UsageError(
+            f"train: allow_changed names no field: {unknown[0]!r}{did_you_mean(unknown[0], known)}"
+        )
+
+
 def _resume(model, opts, pairs, preprocess, cfg: TrainConfig, resume: bool, allow_changed, scaler) -> tuple:
     """(the trainer state to start from, the run's identity): the state of the newest good checkpoint in
     ckpt_dir, else a fresh one at step 0. The identity is what besides the config changes the numbers: the
@@ -955,6 +967,7 @@ def _resume(model, opts, pairs, preprocess, cfg: TrainConfig, resume: bool, allo
         )
     if not resume:
         return fresh, identity
+    check_allow_changed(allow_changed)
     always_allowed = () if hasattr(pairs, 'shards') else ('workers',)
     if cfg.device is not None and not str(cfg.device).startswith('cpu'):
         always_allowed += ('threads',)  # CPU threads do not change the order of a GPU's sums
@@ -1050,6 +1063,8 @@ def _finish(model, history: list, bad: BadSamples, log) -> pd.DataFrame:
     if hasattr(model, 'token_embedding'):
         model.token_embedding.sparse = False
     out = pd.DataFrame(history)
+    if len(out) and not math.isfinite(out.loss.iloc[-1]):
+        warnings.warn(f"train: the final loss is {out.loss.iloc[-1]}: the run diverged (a lower lr may help)")
     out.attrs['skipped'] = skipped  # bad samples dropped from batches, by reason
     return out
 
@@ -1082,16 +1097,14 @@ def train(
     streaming = hasattr(pairs, 'shards')
     tokens = None if streaming else tokenizer(list(pairs.captions))
     alt = _rewrite_tokens(pairs, tokenizer) if cfg.rewrite_prob > 0 else None
-    memo = {}  # what the input makers compute once per run
-    table = None if streaming else pairs  # the rows the input makers read
+    memo, table = {}, None if streaming else pairs  # what input makers compute once; the rows they read
     opts = make_optimizers(model, replace(cfg, sparse_embedding=cfg.sparse_embedding and world == 1))
     scaler = torch.amp.GradScaler(dev.type) if cfg.precision == 'fp16' else None
     net = distributed_model(model, dev) if world > 1 else model
     state, identity = _resume(model, opts, pairs, preprocess, cfg, resume, allow_changed, scaler)
     start, history, offset = state['step'], state['history'], state['skipped_batches']
     t0 = time.perf_counter() - (history[-1]['seconds'] if history else 0)
-    pin = dev.type == 'cuda'
-    views = 'views' in goal.needs
+    pin, views = dev.type == 'cuda', 'views' in goal.needs
     at = start + offset  # the stream's position: steps done and batches skipped
     stream = iter(batches(model, pairs, preprocess, tokenizer, cfg, at, sampler, rank, world, pin, views))
     bad = BadSamples().restore(state['bad'])
@@ -1176,8 +1189,8 @@ def world_model(
         model,
         asdict(world),
         {
-            k: v for k, v in asdict(cfg).items() if k not in RUN_ONLY_FIELDS + ('workers',)
-        },  # in memory: no workers
+            k: v for k, v in asdict(cfg).items() if k not in RUN_ONLY_FIELDS + ('workers', 'threads')
+        },  # in memory: no workers; the thread count's float rounding is not part of the cached model
         n_pairs,
     )
     d = Path(cache_dir or get_settings().cache_dir) / 'models' / key

@@ -38,10 +38,36 @@ REFUSED = [  # (arguments, what the one line must say)
     (['--steps', '0'], 'argument --steps: got 0; must be int > 0'),
     (['--steps', '-5'], 'argument --steps: got -5; must be int > 0'),
     (['--batch-size', '0'], 'argument --batch-size: got 0; must be int > 0'),
-    (['--threads', '-3'], 'argument --threads: got -3; must be int >= 0'),
+    (['--threads', '-3'], 'argument --threads: got -3; must be int in [0, 1024]'),
     (['--workers', '-1'], 'argument --workers: got -1; must be int >= 0'),
-    (['--lr', '-1'], 'argument --lr: got -1.0; must be float >= 0'),
-    (['--seed', '-1'], 'argument --seed: got -1; must be int >= 0'),
+    (['--lr', '-1'], 'argument --lr: got -1.0; must be float > 0'),
+    (['--lr', '0'], 'argument --lr: got 0.0; must be float > 0'),
+    (['--lr', 'inf'], 'argument --lr: got inf; must be a finite float > 0'),
+    (['--epochs', 'inf'], 'argument --epochs: got inf; must be a finite float > 0'),
+    (['--seed', '99999999999'], 'argument --seed: got 99999999999; must be int in [0, 4294967295]'),
+    (['--threads', '100000'], 'argument --threads: got 100000; must be int in [0, 1024]'),
+    (['--crop-scale', '0.5'], 'argument --crop-scale: expected 2 arguments'),
+    (['--crop-scale', '1.0', '0.5'], 'TrainConfig.crop_scale: got (1.0, 0.5); the low share comes first'),
+    (['--loss-kw', '{chunk: 3}'], "argument --loss-kw: expected JSON such as '{\"chunk\": 1024}'"),
+    (['--loss-kw', '[1, 2]'], 'argument --loss-kw: expected a JSON dict'),
+    (
+        ['--loss', 'siglip', '--loss-kw', '{"chunk": -5}'],
+        "loss 'siglip' keyword chunk: got -5; must be int > 0",
+    ),
+    (['--terms', '[["simclr", "x"]]'], "term 'simclr' has weight 'x'; a weight is a finite number"),
+    (['--positives', 'caption'], "positives='caption' is used by loss 'multi_positive' only, not 'clip'"),
+    (['--loss', 'multi_positive', '--positives', 'nosuchcol'], "positives='nosuchcol' names no column"),
+    (['--n-pairs', '64', '--batch-size', '256'], 'batch_size 256 is more than the 64 pairs to train on'),
+    (['--train-data', 'World'], "--train-data 'World': no such file; give 'world'", 'did you mean world?'),
+    (['--val-data', 'world:retrieval'], '--val-data world:retrieval: a retrieval set'),
+    (['--pretrained', '/nope/w.pt'], '--pretrained /nope/w.pt: no such weights file'),
+    (['--out', ''], '--out: an empty path'),
+    (['--model', '/nope/ckpt'], "model '/nope/ckpt': no such checkpoint folder"),
+    (
+        ['--ckpt-dir', 'no-such-ckpt', '--resume', '--allow-changed', 'stpes'],
+        "allow_changed names no field: 'stpes'",
+    ),
+    (['--seed', '-1'], 'argument --seed: got -1; must be int in [0, 4294967295]'),
     (['--n-pairs', '0'], 'argument --n-pairs: got 0; must be int > 0'),
     (['--epochs', '0'], 'argument --epochs: got 0.0; must be float > 0'),
     (['--grad-accum', '0'], 'argument --grad-accum: got 0; must be int > 0'),
@@ -285,3 +311,43 @@ def test_a_resumed_run_skips_what_the_uninterrupted_one_skipped(csv_pairs, tmp_p
     assert whole.dropped.iloc[2] < whole.dropped.iloc[-1], 'batches were dropped after the checkpoint too'
     assert list(resumed.dropped) == list(whole.dropped), 'the counts carry over'
     assert list(resumed.loss) == list(whole.loss), 'and the resumed run trains on the same batches'
+
+
+def test_outputs_that_would_destroy_something_are_refused(csv_pairs, tmp_path):
+    "Found: --out replaced a data folder, the training CSV or the checkpoints, and exited 0."
+    path, _ = csv_pairs
+    base = ['train', '--train-data', str(path), '--steps', '1', '--batch-size', '16', '--no-progress']
+    refused(base + ['--out', str(path.parent)], 'holds files that are not a checkpoint')
+    refused(base + ['--out', str(path)], 'is a file; the final checkpoint is a folder')
+    (tmp_path / 'ckpt').mkdir()
+    refused(base + ['--out', str(tmp_path / 'ckpt'), '--ckpt-dir', str(tmp_path / 'ckpt')], 'overlap')
+    refused(
+        base + ['--out', str(tmp_path / 'm'), '--ckpt-dir', str(path)],
+        '--ckpt-dir ' + str(path) + ': is a file',
+    )
+    refused(
+        ['eval', '--model', 'tiny-rn', '--task', 'world:shape', '--out', str(tmp_path)],
+        'name the result JSON',
+    )
+    assert path.is_file(), 'the data is still there'
+
+
+def test_settings_files_that_cannot_be_read_are_refused(tmp_path, monkeypatch):
+    argv = TRAIN + ['--n-pairs', '64', '--batch-size', '32', '--steps', '1']
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / 'settings.ini').write_text('[clipkit]\nseed = 1\nseed = 2\n')
+    refused(argv, 'settings.ini is not a valid settings file')
+    (tmp_path / 'settings.ini').write_text('[CLIPKIT]\nseed = 1\n')
+    refused(argv, 'did you mean [clipkit] for [CLIPKIT]?')
+    (tmp_path / 'settings.ini').write_text('[clipkit]\nthreads = 100000\n')
+    refused(argv, 'at most 1024 threads')
+
+
+def test_study_values_read_as_study_list_prints_them(monkeypatch):
+    import clipkit.cli as cli
+
+    seen = []
+    monkeypatch.setattr(cli, 'run_study', lambda name, params, out, kernel: seen.append(params) or 'x')
+    assert run(['study', 'run', 'compositionality', '-p', "losses=['clip']"])[0] == 0
+    assert seen == [{'losses': ['clip']}], 'a Python literal is read as one'
+    refused(['study', 'run', 'quickstart', '-p', 'out_dir=elsewhere'], '-p out_dir: a study')

@@ -133,7 +133,7 @@ def test_cli_list_and_failure(tmp_path):
             'run',
             'quickstart',
             '-p',
-            'n_pairs=30',  # allowed at the door (a positive count), fewer than one batch of 256 in the kernel
+            'n_pairs=30',  # allowed at the door (a positive count), refused in the kernel: fewer than a batch
             '--out',
             str(tmp_path),
         ],
@@ -143,7 +143,7 @@ def test_cli_list_and_failure(tmp_path):
         timeout=600,
     )
     assert r.returncode == 1, 'a failing study exits non-zero'
-    assert 'fewer than one batch' in r.stderr, 'and says what failed'
+    assert 'batch_size 256 is more than the 30 pairs' in r.stderr, 'and says what failed'
     assert (tmp_path / 'quickstart.ipynb').is_file(), 'the failed run keeps its output notebook'
     r = subprocess.run(
         [str(exe), 'study', 'run', 'quickstart', '-p', 'stepz=3'], cwd=ROOT, capture_output=True, text=True

@@ -129,10 +129,17 @@ def read_csv_pairs(
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"read_csv_pairs: no such file {path}")
-    with open(path, newline='') as f:
-        reader = csv.DictReader(f, delimiter=sep)
-        rows = list(reader)
-        header = reader.fieldnames
+    if len(sep) != 1:
+        raise UsageError(f"read_csv_pairs: the separator is one character (a tab by default), got {sep!r}")
+    if img_key == caption_key:
+        raise UsageError(f"read_csv_pairs: the image and caption columns are both {img_key!r}")
+    try:
+        with open(path, newline='') as f:
+            reader = csv.DictReader(f, delimiter=sep)
+            rows = list(reader)
+            header = reader.fieldnames
+    except UnicodeDecodeError as e:
+        raise BadInput(f"read_csv_pairs: {path} is not a text CSV ({e.reason} at byte {e.start})") from None
     if not header:
         raise BadInput(f"read_csv_pairs: {path} is empty (no header, no rows)")
     if img_key not in header or caption_key not in header:

@@ -431,7 +431,13 @@ def clip_benchmark_task(
     """A ShardTask (or, where `dataset_type.txt` says 'retrieval', a ShardRetrieval) from CLIP_benchmark's
     WebDataset layout, as clipkit.data.world.export_clip_benchmark writes it."""
     root = Path(root)
-    n = int((root / split / 'nshards.txt').read_text()) if (root / split / 'nshards.txt').is_file() else None
+    count = root / split / 'nshards.txt'
+    try:
+        n = int(count.read_text()) if count.is_file() else None
+    except ValueError:
+        raise BadInput(
+            f"clip_benchmark_task: {count} holds {count.read_text()[:20]!r}, not a shard count"
+        ) from None
     shards = [root / split / f'{i}.tar' for i in range(n)] if n is not None else str(root / split / '*.tar')
     kind = root / 'dataset_type.txt'
     if kind.is_file() and kind.read_text().strip().lower() == 'retrieval':

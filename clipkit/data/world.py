@@ -14,7 +14,7 @@ from ..types import Pairs, Task
 
 # %% auto #0
 __all__ = ['SHAPES', 'PLURAL', 'COLORS', 'COLOR_SYNONYMS', 'SIZES', 'STYLES', 'RELATIONS', 'INVERSE', 'NUMBERS', 'KINDS',
-           'KIND_MIX', 'STYLE_MIX', 'HOLDOUT', 'SINGLE', 'TEMPLATES', 'WORLD_TASKS', 'WorldConfig', 'sample_scenes',
+           'WORLD_TASKS', 'KIND_MIX', 'STYLE_MIX', 'HOLDOUT', 'SINGLE', 'TEMPLATES', 'WorldConfig', 'sample_scenes',
            'render', 'caption', 'world_entries', 'world_paraphrase', 'world_rewrites', 'world_descriptors',
            'make_pairs', 'show_pairs', 'make_task', 'concat_pairs', 'world_tasks', 'background_groups',
            'structure_negatives', 'world_sources', 'mix_sources', 'RetrievalSet', 'world_retrieval', 'to_pil',
@@ -58,6 +58,15 @@ RELATIONS = ['left of', 'right of', 'above', 'below']
 INVERSE = {'left of': 'right of', 'right of': 'left of', 'above': 'below', 'below': 'above'}
 NUMBERS = {1: 'one', 2: 'two', 3: 'three'}
 KINDS = ('single', 'pair', 'count', 'triple')
+WORLD_TASKS = (
+    'shape',
+    'color',
+    'shape_color',
+    'count',
+    'relation',
+    'ood_style',
+    'novel_combos',
+)  # world_tasks
 
 # %% ../../nbs/01_data.world.ipynb #25c57033
 KIND_MIX = {'single': 0.55, 'pair': 0.2, 'count': 0.15, 'triple': 0.1}  # the default scene kind mix
@@ -653,9 +662,6 @@ def _per_combo(make, combos, n, seed, **kw) -> Pairs:
     )
 
 # %% ../../nbs/01_data.world.ipynb #0b32476a
-WORLD_TASKS = ('shape', 'color', 'shape_color', 'count', 'relation', 'ood_style', 'novel_combos')
-
-
 def world_tasks(
     cfg: WorldConfig,  # the world the model was trained on
     n_per_class: int = 20,  # images per class (per class of the 48-way head for shape x colour tasks)
