@@ -554,6 +554,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                     'clipkit.data.world.world_sources': ('data.world.html#world_sources', 'clipkit/data/world.py'),
                                     'clipkit.data.world.world_tasks': ('data.world.html#world_tasks', 'clipkit/data/world.py')},
             'clipkit.eval': { 'clipkit.eval._found_in_topk': ('eval.html#_found_in_topk', 'clipkit/eval.py'),
+                              'clipkit.eval.check_classification': ('eval.html#check_classification', 'clipkit/eval.py'),
                               'clipkit.eval.classification_metrics': ('eval.html#classification_metrics', 'clipkit/eval.py'),
                               'clipkit.eval.czsl_metrics': ('eval.html#czsl_metrics', 'clipkit/eval.py'),
                               'clipkit.eval.modality_gap': ('eval.html#modality_gap', 'clipkit/eval.py'),

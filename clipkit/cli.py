@@ -112,6 +112,13 @@ def config_from_args(
     return cls(**{**values, **overrides})
 
 # %% ../nbs/12_cli.ipynb #7b1f9b1d
+def _data_kind(spec: str) -> str:
+    "'world', 'csv' or 'shards': the kind of training data a --train-data spec names."
+    if spec == 'world':
+        return 'world'
+    return 'csv' if Path(spec).suffix.lower() in ('.csv', '.tsv') else 'shards'
+
+
 def load_pairs(
     spec: str,  # 'world', a .csv/.tsv file, or a WebDataset pattern
     n_pairs: int = 30000,  # pairs of the world
@@ -130,9 +137,10 @@ def load_pairs(
     from clipkit.data.stream import ShardPairs
     from clipkit.data.world import WorldConfig, make_pairs
 
-    if spec == 'world':
+    kind = _data_kind(spec)
+    if kind == 'world':
         return make_pairs(WorldConfig(), n_pairs, seed=get_seed(seed))
-    if Path(spec).suffix.lower() in ('.csv', '.tsv'):
+    if kind == 'csv':
         return read_csv_pairs(spec, img_key, caption_key, sep, skip_bad=skip_bad, check_images=False)
     kinds = "give 'world', a .csv/.tsv file or a WebDataset pattern"
     if Path(spec).is_dir():
@@ -323,13 +331,6 @@ def _given(argv) -> set:
     return {f.removeprefix('no_') if f.startswith('no_') else f for f in flags}
 
 
-def _data_kind(spec: str) -> str:
-    "'world', 'csv' or 'shards': the kind of training data a --train-data spec names."
-    if spec == 'world':
-        return 'world'
-    return 'csv' if Path(spec).suffix.lower() in ('.csv', '.tsv') else 'shards'
-
-
 _ONE_KIND_FLAGS = dict(  # the flags that apply to one kind of training data only
     n_pairs='world',
     csv_img_key='csv',
@@ -446,7 +447,7 @@ def train_cmd(
     from clipkit.config import run_context
     from clipkit.models import create, save, train_transform
     from clipkit.train import check_allow_changed, train, init_distributed
-    from clipkit.eval import zero_shot_eval
+    from clipkit.eval import check_classification, zero_shot_eval
 
     refuse_no_ops(a, getattr(a, 'given', set()))  # before any data is read or model built
     check_outputs(a)
@@ -456,14 +457,8 @@ def train_cmd(
     if a.resume and not any(Path(a.ckpt_dir).glob('step-*')):
         warnings.warn(f"--resume: no checkpoint in {a.ckpt_dir} yet; starting at step 0")
     task = load_task(a.val_data) if a.val_data else None
-    if task is not None and not hasattr(task, 'classnames'):
-        raise UsageError(
-            f"--val-data {a.val_data}: a retrieval set; training evaluates zero-shot classification"
-        )
-    if task is not None and len(task.classnames) < 2:
-        raise UsageError(
-            f"--val-data {a.val_data}: {len(task.classnames)} class; zero-shot accuracy needs two"
-        )
+    if task is not None:
+        check_classification(task, f'--val-data {a.val_data}')
     rank, world = init_distributed()
     ctx = run_context(a.device, a.seed, a.threads)  # resolved once, passed down through the config
     pairs = load_pairs(
@@ -519,6 +514,10 @@ def eval_cmd(
         _creatable(Path(a.out), '--out')
     check_model(a)
     task = load_task(a.task, skip_bad=a.skip_bad)  # checked before the model is built
+    if a.skip_bad and not hasattr(task, 'classnames'):
+        raise UsageError(
+            "--skip-bad: dropping an image of a retrieval set leaves its captions without a match"
+        )
     model, tok, pre = create(a.model, pretrained=a.pretrained, device=a.device)
     run = dict(device=a.device, workers=a.workers, batch_size=a.batch_size)
     bad = BadSamples()
@@ -526,10 +525,6 @@ def eval_cmd(
         m = zero_shot_eval(model, tok, task, pre, bad=bad if a.skip_bad else None, **run)
         kind = 'zeroshot_classification'
         metrics = {'acc1': m['top1'], 'acc5': m['top5'], 'mean_per_class_recall': m['mean_per_class_recall']}
-    elif a.skip_bad:
-        raise UsageError(
-            "--skip-bad: dropping an image of a retrieval set leaves its captions without a match"
-        )
     else:  # CLIP_benchmark: image retrieval = text-to-image, text retrieval = image-to-text
         m = retrieval_eval(model, tok, task, pre, **run)
         kind = 'zeroshot_retrieval'

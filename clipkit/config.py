@@ -409,8 +409,8 @@ class Rule:
 
     @functools.cached_property
     def parts(self) -> dict:
-        "The rule parsed: {'optional', 'each', 'kind', 'bounds', 'words', 'name'}."
-        text = self.text.strip().replace('≥', '>=').replace('≤', '<=')  # a study's comment cannot hold '='
+        "The rule parsed: {'optional', 'each', 'count', 'kind', 'bounds', 'words', 'name'}."
+        text = self.text.strip().replace('≥', '>=').replace('≤', '<=')  # a study comment has no '='
         optional = text.endswith(' or None')
         text = text.removesuffix(' or None').strip()
         each = text.startswith(('tuple of ', 'pair of '))

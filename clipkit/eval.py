@@ -11,7 +11,8 @@ from .data.stream import shard_batches
 from .config import UsageError, compute_device, threads_beside_workers
 
 # %% auto #0
-__all__ = ['classification_metrics', 'czsl_metrics', 'zero_shot_eval', 'retrieval_metrics', 'retrieval_eval', 'modality_gap']
+__all__ = ['classification_metrics', 'czsl_metrics', 'check_classification', 'zero_shot_eval', 'retrieval_metrics',
+           'retrieval_eval', 'modality_gap']
 
 # %% ../nbs/07_eval.ipynb #077cb75b
 def classification_metrics(
@@ -86,6 +87,20 @@ def czsl_metrics(
     }
 
 # %% ../nbs/07_eval.ipynb #399542a7
+def check_classification(
+    task,  # a Task, ShardTask or RetrievalSet
+    what: str,  # who asks, for the message ('zero_shot_eval', '--val-data world:shape')
+):
+    "Refuse what zero-shot classification cannot score: a retrieval set, or a task of fewer than two classes."
+    if not hasattr(task, 'classnames'):
+        raise UsageError(f"{what}: a retrieval set, not a classification task")
+    if len(task.classnames) < 2:
+        raise UsageError(
+            f"{what}: task {task.name!r} has {len(task.classnames)} classes {task.classnames}; accuracy "
+            "needs two or more"
+        )
+
+
 def zero_shot_eval(
     model,  # an open_clip model
     tokenizer,  # the model's tokenizer
@@ -100,11 +115,7 @@ def zero_shot_eval(
 ) -> dict:
     """Zero-shot classification metrics of `model` on a Task or a streamed ShardTask; a task of fewer than
     two classes is refused (its accuracy would be 1 whatever the model)."""
-    if len(task.classnames) < 2:
-        raise UsageError(
-            f"zero_shot_eval: task {task.name!r} has {len(task.classnames)} classes {task.classnames}; "
-            "accuracy needs two or more"
-        )
+    check_classification(task, 'zero_shot_eval')
     W = zero_shot_weights(model, tokenizer, task.classnames, task.templates, device=device)
     if hasattr(task, 'shards'):
         img, labels, _ = stream_features(
