@@ -664,6 +664,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                  'clipkit.studies.list_studies': ('studies.html#list_studies', 'clipkit/studies.py'),
                                  'clipkit.studies.local_mathjax': ('studies.html#local_mathjax', 'clipkit/studies.py'),
                                  'clipkit.studies.run_study': ('studies.html#run_study', 'clipkit/studies.py'),
+                                 'clipkit.studies.shape_competence': ('studies.html#shape_competence', 'clipkit/studies.py'),
+                                 'clipkit.studies.shape_gate': ('studies.html#shape_gate', 'clipkit/studies.py'),
                                  'clipkit.studies.study_path': ('studies.html#study_path', 'clipkit/studies.py'),
                                  'clipkit.studies.study_report': ('studies.html#study_report', 'clipkit/studies.py'),
                                  'clipkit.studies.tidy_rows': ('studies.html#tidy_rows', 'clipkit/studies.py'),
@@ -766,6 +768,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                   'clipkit.verdicts.holm': ('verdicts.html#holm', 'clipkit/verdicts.py'),
                                   'clipkit.verdicts.pair_by_seed': ('verdicts.html#pair_by_seed', 'clipkit/verdicts.py'),
                                   'clipkit.verdicts.seed_values': ('verdicts.html#seed_values', 'clipkit/verdicts.py'),
+                                  'clipkit.verdicts.study_verdicts': ('verdicts.html#study_verdicts', 'clipkit/verdicts.py'),
                                   'clipkit.verdicts.verdict': ('verdicts.html#verdict', 'clipkit/verdicts.py'),
                                   'clipkit.verdicts.verdict_line': ('verdicts.html#verdict_line', 'clipkit/verdicts.py'),
                                   'clipkit.verdicts.verdict_table': ('verdicts.html#verdict_table', 'clipkit/verdicts.py')}}}

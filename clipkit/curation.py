@@ -9,7 +9,7 @@ import string
 from pathlib import Path
 from types import SimpleNamespace
 import numpy as np, pandas as pd, torch, torch.nn.functional as F
-from .config import get_settings, get_seed
+from .config import get_settings, get_seed, derive_seed
 from .util import fingerprint
 from .features import extract, text_features, model_fingerprint, data_fingerprint, cached_tensor
 
@@ -169,7 +169,9 @@ class BalancedSampler(torch.utils.data.Sampler):
         self.epoch = epoch
 
     def indices(self) -> np.ndarray:
-        keep = np.flatnonzero(balance(self.matches, self.counts, self.t, self.seed + 1000003 * self.epoch))
+        keep = np.flatnonzero(
+            balance(self.matches, self.counts, self.t, derive_seed(self.seed, 'balance', self.epoch))
+        )
         return np.random.default_rng([self.seed, self.epoch]).permutation(keep)
 
     def __iter__(self):

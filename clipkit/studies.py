@@ -12,8 +12,9 @@ from .config import Rule, UsageError, did_you_mean, get_settings
 from .util import fingerprint, write_atomic, atomic_path, progress_bar, report_progress
 
 # %% auto #0
-__all__ = ['MATHJAX_CONFIG', 'json_safe', 'write_json', 'flatten', 'tidy_rows', 'write_results', 'ResultLog', 'curve_crossing',
-           'study_path', 'list_studies', 'declared_rule', 'check_params', 'run_study', 'local_mathjax', 'study_report']
+__all__ = ['SHAPE_BAR', 'MATHJAX_CONFIG', 'json_safe', 'write_json', 'flatten', 'tidy_rows', 'write_results', 'ResultLog',
+           'curve_crossing', 'shape_competence', 'shape_gate', 'study_path', 'list_studies', 'declared_rule',
+           'check_params', 'run_study', 'local_mathjax', 'study_report']
 
 # %% ../nbs/11_studies.ipynb #5db91305
 def json_safe(
@@ -96,7 +97,10 @@ class ResultLog:
         self.name, self.total, self.done = name, total, 0
         self.path = Path(out_dir) / f'{name}.cells.jsonl'
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.context = fingerprint(json_safe(context or {}))
+        from clipkit.train import TRAINER_DRAWS
+
+        # the trainer's way of drawing is in every cell's context: a cell trained the old way is set aside
+        self.context = fingerprint(json_safe({**(context or {}), 'trainer_draws': TRAINER_DRAWS}))
         self.results, self.reused, self.other_context, self.torn = {}, 0, 0, 0
         if recompute and self.path.exists():
             self.path.unlink()
@@ -193,6 +197,31 @@ def curve_crossing(
             log_size = np.log(sizes[i - 1]) + share * (np.log(sizes[i]) - np.log(sizes[i - 1]))
             return float(np.exp(log_size))
     return None
+
+# %% ../nbs/11_studies.ipynb #12313cbd
+SHAPE_BAR = 0.6  # six-way shape top-1 a world model needs before a claim resting on it is judged (chance 1/6)
+
+
+def shape_competence(
+    model,  # a CLIP of the embedded world (on any device)
+    tokenizer,  # its tokenizer
+    world=None,  # the WorldConfig the model was trained on; the default world where None
+    n_per_class: int = 20,  # test images per shape
+) -> float:
+    "Zero-shot top-1 on the world's six-way shape task, the capability most world claims rest on."
+    from clipkit.data.world import WorldConfig, world_tasks
+    from clipkit.eval import zero_shot_eval
+
+    task = world_tasks(world or WorldConfig(), n_per_class=n_per_class, names=['shape'])['shape']
+    return float(zero_shot_eval(model, tokenizer, task)['top1'])
+
+
+def shape_gate(
+    *measured,  # every model's shape top-1 behind the claim: Series, dicts, lists or numbers
+) -> tuple:
+    "The competence gate of a claim resting on shape: ('shape top-1', every model's value, SHAPE_BAR)."
+    values = [v for m in measured for v in (m.values() if isinstance(m, dict) else np.atleast_1d(m))]
+    return ('shape top-1', [float(v) for v in values], SHAPE_BAR)
 
 # %% ../nbs/11_studies.ipynb #f1f063d9
 def study_path(

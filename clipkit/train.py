@@ -12,6 +12,7 @@ from typing import ClassVar
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from .config import UsageError, check_fields, did_you_mean, run_context, get_seed, local_rank
+from .config import derive_seed
 from .util import fingerprint
 from .util import atomic_path, write_atomic, clean_temporaries, progress_bar, report_progress
 from .losses import INPUTS, ContrastiveLoss, Objective, StepInputs, Term, dist_info, get_loss
@@ -24,9 +25,9 @@ from .data.stream import Batch, BadSamples, file_batches, shard_batches, sample_
 from .data.stream import augmented_inputs
 
 # %% auto #0
-__all__ = ['PRECISIONS', 'SSL_VIEWS', 'RUN_ONLY_FIELDS', 'MIN_BATCH', 'TrainConfig', 'lr_at', 'make_optimizers', 'batch_order',
-           'sampler_order', 'train_step', 'augments', 'augment_images', 'Augment', 'group_ids', 'prepare',
-           'objective_of', 'data_identity', 'transform_identity', 'checkpoint_problem', 'init_distributed',
+__all__ = ['PRECISIONS', 'SSL_VIEWS', 'RUN_ONLY_FIELDS', 'MIN_BATCH', 'TRAINER_DRAWS', 'TrainConfig', 'lr_at', 'make_optimizers',
+           'batch_order', 'sampler_order', 'train_step', 'augments', 'augment_images', 'Augment', 'group_ids',
+           'prepare', 'objective_of', 'data_identity', 'transform_identity', 'checkpoint_problem', 'init_distributed',
            'distributed_model', 'batches', 'check_allow_changed', 'train', 'task_pairs', 'world_model']
 
 # %% ../nbs/06_train.ipynb #8c1650f0
@@ -41,7 +42,10 @@ class TrainConfig:
     weight_decay: float = 0.1  # AdamW decay, on weights with two or more dimensions only
     betas: tuple = (0.9, 0.98)  # AdamW's moment coefficients (open_clip's defaults for CLIP)
     eps: float = 1e-6  # AdamW's denominator epsilon
-    fused_adamw: bool = False  # torch's fused AdamW kernel: the same update to float rounding, a faster step
+    fused_adamw: bool = True  # torch's fused AdamW kernel: the same update to float rounding, a faster step
+    channels_last: bool = (
+        True  # conv weights in channels-last order: the same math to rounding, faster on CPU
+    )
     loss: str | None = None  # a contrastive loss in LOSSES; None: the model's (create(loss=)), else 'clip'
     loss_kw: dict = field(default_factory=dict)  # keyword arguments of the loss, checked by get_loss
     terms: tuple = ()  # added terms, (name, weight[, {keywords}]) each: (('simclr', 1.0),)
@@ -74,7 +78,8 @@ class TrainConfig:
 
     RULES: ClassVar[dict] = dict(  # what each field may be (clipkit.config.Rule), checked on construction
         steps='int > 0', batch_size='int > 0', lr='float > 0', warmup='int >= 0', weight_decay='float >= 0',
-        betas='pair of float in [0, 1)', eps='float > 0', fused_adamw='bool', loss='loss or None',
+        betas='pair of float in [0, 1)', eps='float > 0', fused_adamw='bool', channels_last='bool',
+        loss='loss or None',
         rewrite_prob='float in [0, 1]', crop_scale='pair of float in (0, 1] or None',
         color_jitter='float in [0, 1)', hflip='float in [0, 1]', fixed_scale='float > 0 or None',
         lock_image='bool', lock_text='bool', precision="'fp32' | 'bf16' | 'fp16'",
@@ -150,7 +155,7 @@ def batch_order(
     if per_epoch == 0:
         raise UsageError(f"batch_order: {n} pairs is fewer than one batch of {batch_size}")
     epoch, k = divmod(step, per_epoch)
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100003 + epoch))
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(derive_seed(seed, 'batch order', epoch)))
     return perm[k * batch_size : (k + 1) * batch_size]
 
 # %% ../nbs/06_train.ipynb #cd7cb996
@@ -458,6 +463,7 @@ RUN_ONLY_FIELDS = (
     'progress',
     'max_bad_fraction',
     'fused_adamw',
+    'channels_last',
     'device',
     'eval_every',
     'ckpt_every',
@@ -699,7 +705,7 @@ def _pick_rewrites(tokens, alt, idx, cfg, step):
     t = tokens[idx].clone()
     if tok is None:
         return t
-    g = torch.Generator().manual_seed(cfg.seed * 1000003 + step)
+    g = torch.Generator().manual_seed(derive_seed(cfg.seed, 'rewrites', step))
     use = (torch.rand(len(idx), generator=g) < cfg.rewrite_prob) & (n[idx] > 0)
     pick = (torch.rand(len(idx), generator=g) * n[idx].clamp(min=1)).long()
     t[use] = tok[(off[idx] + pick)[use]]
@@ -1092,6 +1098,8 @@ def train(
     cfg = replace(cfg, threads=ctx.apply().threads or torch.get_num_threads())  # on a CPU, part of the run
     dev = ctx.device
     prepare(model, cfg, goal).to(dev).train()
+    if cfg.channels_last:  # the image tower's conv weights; the convolutions then run in that order
+        model.to(memory_format=torch.channels_last)
     if teacher is not None:
         teacher.to(dev).eval().requires_grad_(False)
     streaming = hasattr(pairs, 'shards')
@@ -1170,6 +1178,11 @@ def task_pairs(
     return Pairs(task.images, caps, meta)
 
 # %% ../nbs/06_train.ipynb #ad996140
+TRAINER_DRAWS = (
+    2  # the trainer's way of drawing (batch order, rewrites, augmentations); part of every cache key
+)
+
+
 def world_model(
     model: str | dict = 'tiny-rn',  # tiny config name or open_clip config
     world=None,  # a WorldConfig; the default world if None
@@ -1186,6 +1199,7 @@ def world_model(
     world, cfg = world or WorldConfig(), cfg or TrainConfig()
     cfg = replace(cfg, seed=get_seed(cfg.seed))
     key = fingerprint(
+        TRAINER_DRAWS,
         model,
         asdict(world),
         {

@@ -8,11 +8,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from scipy import optimize, stats
+from pathlib import Path
 from .config import UsageError
+from .util import write_atomic
 
 # %% auto #0
 __all__ = ['BOOTSTRAP_MIN_SEEDS', 'TABLE_COLUMNS', 'seed_values', 'pair_by_seed', 'detectable_effect', 'verdict', 'verdict_line',
-           'chance_verdict', 'chance_line', 'holm', 'verdict_table']
+           'chance_verdict', 'chance_line', 'holm', 'verdict_table', 'study_verdicts']
 
 # %% ../nbs/11_verdicts.ipynb #dede1987
 def seed_values(
@@ -333,3 +335,18 @@ def verdict_table(
             row = {**row, 'a': row['rate'], 'b': shift, **moved}
         table.append({column: row.get(column) for column in TABLE_COLUMNS})
     return pd.DataFrame(table, columns=TABLE_COLUMNS)
+
+# %% ../nbs/11_verdicts.ipynb #60ae0ba8
+def study_verdicts(
+    rows: list,  # every claim of the study: results of `verdict` and `chance_verdict`, in any mix
+    out_dir=None,  # where verdicts.csv goes; nothing is written where None
+    level: float = 0.95,  # the level every claim is judged at
+) -> list:
+    "The rows after Holm's adjustment over all of them; each is printed as one line, and the table written."
+    adjusted = holm(rows, level)
+    for row in adjusted:
+        print(chance_line(row) if 'chance' in row else verdict_line(row))
+    if out_dir is not None:
+        table = verdict_table(adjusted).to_csv(index=False)
+        write_atomic(Path(out_dir) / 'verdicts.csv', table)
+    return adjusted

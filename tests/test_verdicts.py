@@ -114,3 +114,22 @@ def test_a_claim_on_models_too_weak_is_not_judged():
     )
     assert strong['verdict'] == 'yes' and weak['verdict'] == 'not judged'
     assert weak['why'] == 'model too weak (shape 0.26, needs 0.60)'
+
+
+def test_a_study_judges_its_claims_together(tmp_path, capsys):
+    from clipkit.verdicts import chance_verdict, study_verdicts
+
+    clear = verdict({0: 0.81, 1: 0.80, 2: 0.82}, {0: 0.70, 1: 0.71, 2: 0.72}, claim='clear')
+    marginal = verdict({0: 0.815, 1: 0.83, 2: 0.845}, {0: 0.80, 1: 0.80, 2: 0.80}, claim='marginal')
+    null = verdict({0: 0.79, 1: 0.80, 2: 0.82}, {0: 0.80, 1: 0.80, 2: 0.80}, claim='null')
+    above = chance_verdict(40, 60, 1 / 6, claim='above chance')
+    checks = [clear, marginal, null, above]
+    rows = study_verdicts(checks, tmp_path)
+    raw = sorted(min(r['p_value'], r.get('p_no', 1.0)) for r in checks)
+    hand = [min(1.0, max((4 - i) * p for i, p in enumerate(raw[: k + 1]))) for k in range(4)]
+    assert sorted(r['p_adjusted'] for r in rows) == pytest.approx(hand)
+    assert marginal['verdict'] == 'yes' and rows[1]['adjusted'] == 'not shown', 'Holm takes this yes back'
+    table = pd.read_csv(tmp_path / 'verdicts.csv')
+    assert table.adjusted.tolist() == ['yes', 'not shown', 'not shown', 'above chance']
+    printed = capsys.readouterr().out.splitlines()
+    assert len(printed) == 4 and 'Holm-adjusted p' in printed[1] and 'raw: yes' in printed[1]

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from ..config import derive_seed
 from .sources import BadInput, LazyImages, image_extensions, split_member_name, tar_samples
 
 # %% auto #0
@@ -123,7 +124,7 @@ def sample_seed(
     slot: int,  # the sample's place in this process's part of the batch
 ) -> int:
     "The seed of one training sample's augmentations, the same on every path (memory, files, shards)."
-    return (((seed * 1000003 + step) * 131 + rank) * 65537 + slot) % 2**63
+    return derive_seed(seed, 'sample', step, rank, slot)
 
 # %% ../../nbs/02_data.stream.ipynb #c577ddf9
 def _to_uint8(image) -> torch.Tensor:
@@ -262,7 +263,7 @@ class _ShardEpochs(torch.utils.data.IterableDataset):
     def __iter__(self):
         epoch = 0
         while True:
-            rng = random.Random(self.seed * 1000003 + epoch)
+            rng = random.Random(derive_seed(self.seed, 'shard order', epoch))
             if self.resampled:
                 order = [rng.choice(self.shards) for _ in self.shards]
             else:
@@ -298,7 +299,7 @@ def _shuffled(samples, buffer, seed, rank, start_step):
         yield from samples
         return
     wid, _ = _worker(start_step)
-    rng = random.Random((seed * 1000003 + rank) * 1009 + wid)
+    rng = random.Random(derive_seed(seed, 'shuffle buffer', rank, wid))
     pool = []
     for s in samples:
         pool.append(s)
