@@ -43,9 +43,7 @@ class TrainConfig:
     betas: tuple = (0.9, 0.98)  # AdamW's moment coefficients (open_clip's defaults for CLIP)
     eps: float = 1e-6  # AdamW's denominator epsilon
     fused_adamw: bool = True  # torch's fused AdamW kernel: the same update to float rounding, a faster step
-    channels_last: bool = (
-        True  # conv weights in channels-last order: the same math to rounding, faster on CPU
-    )
+    channels_last: bool = True  # conv weights stored channels-last: the same math to rounding, a faster step
     loss: str | None = None  # a contrastive loss in LOSSES; None: the model's (create(loss=)), else 'clip'
     loss_kw: dict = field(default_factory=dict)  # keyword arguments of the loss, checked by get_loss
     terms: tuple = ()  # added terms, (name, weight[, {keywords}]) each: (('simclr', 1.0),)
