@@ -433,7 +433,7 @@ def prepare(
     cfg: TrainConfig,  # the trainer's settings
     objective: Objective | None = None,  # the resolved objective; resolved from cfg where None
 ):
-    "Apply tower locks, a fixed temperature and gradient checkpointing to `model` before training."
+    "Apply tower locks, a fixed temperature, gradient checkpointing and channels-last to `model`."
     spec = (objective or objective_of(cfg, model)).spec
     if cfg.lock_image:
         model.lock_image_tower(unlocked_groups=0, freeze_bn_stats=True)
@@ -445,6 +445,8 @@ def prepare(
         model.logit_scale.requires_grad_(False)
     if cfg.grad_checkpointing:
         model.set_grad_checkpointing(True)
+    if cfg.channels_last:  # the conv weights; the convolutions then run in that order
+        model.to(memory_format=torch.channels_last)
     return model
 
 
@@ -1096,8 +1098,6 @@ def train(
     cfg = replace(cfg, threads=ctx.apply().threads or torch.get_num_threads())  # on a CPU, part of the run
     dev = ctx.device
     prepare(model, cfg, goal).to(dev).train()
-    if cfg.channels_last:  # the image tower's conv weights; the convolutions then run in that order
-        model.to(memory_format=torch.channels_last)
     if teacher is not None:
         teacher.to(dev).eval().requires_grad_(False)
     streaming = hasattr(pairs, 'shards')
