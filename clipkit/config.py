@@ -14,7 +14,7 @@ import numpy as np, torch
 __all__ = ['DEFAULTS', 'MAX_THREADS', 'OTHER_VARIABLES', 'NAME_KINDS', 'UsageError', 'did_you_mean', 'packaged_studies',
            'find_settings', 'Settings', 'get_settings', 'local_rank', 'get_device', 'model_device', 'compute_device',
            'set_threads', 'usable_cores', 'threads_beside_workers', 'get_seed', 'derive_seed', 'seed_everything',
-           'seeded', 'RunContext', 'run_context', 'Rule', 'check_fields', 'arg_type']
+           'seeded', 'drawn_layer', 'RunContext', 'run_context', 'Rule', 'check_fields', 'arg_type']
 
 # %% ../nbs/00_config.ipynb #ed47a0a8
 DEFAULTS = dict(
@@ -332,6 +332,25 @@ def seeded(
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         yield
+
+# %% ../nbs/00_config.ipynb #162dc32e
+def drawn_layer(
+    layer_class: type,  # torch.nn.Linear, or a convolution (Conv1d, Conv2d, Conv3d)
+    *args,  # the layer's arguments, e.g. (in_features, out_features)
+    generator: torch.Generator,  # the source of the initial weights
+    **kwargs,  # the layer's keyword arguments, e.g. bias=False
+) -> torch.nn.Module:
+    "A Linear or convolution layer initialised as torch initialises it, with every draw from `generator`."
+    if not issubclass(layer_class, (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)):
+        raise TypeError(f"drawn_layer: builds Linear and convolution layers, not {layer_class.__name__}")
+    layer = torch.nn.utils.skip_init(layer_class, *args, **kwargs)
+    with torch.no_grad():
+        torch.nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
+        if layer.bias is not None:
+            fan_in, _ = torch.nn.init._calculate_fan_in_and_fan_out(layer.weight)
+            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+            torch.nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
+    return layer
 
 # %% ../nbs/00_config.ipynb #e3a5ba3a
 @dataclass(frozen=True)

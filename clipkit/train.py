@@ -12,7 +12,7 @@ from typing import ClassVar
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from .config import UsageError, check_fields, did_you_mean, run_context, get_seed, local_rank
-from .config import derive_seed
+from .config import derive_seed, seeded
 from .util import fingerprint
 from .util import atomic_path, write_atomic, clean_temporaries, progress_bar, report_progress
 from .losses import INPUTS, ContrastiveLoss, Objective, StepInputs, Term, dist_info, get_loss
@@ -1209,10 +1209,10 @@ def world_model(
     if cache and (d / 'history.csv').is_file():
         m, tok, pre = models.load(d)
         return m, tok, pre, pd.read_csv(d / 'history.csv')
-    torch.manual_seed(cfg.seed)
-    m, tok, pre = models.create(model, loss=cfg.loss or 'clip')  # the loss's initial scale (and bias)
-    pool = make_pairs(world, n_pairs, seed=cfg.seed)
-    hist = train(m, tok, pool, cfg)
+    with seeded(cfg.seed):  # open_clip initialises from the global generator; the caller's is left as it was
+        m, tok, pre = models.create(model, loss=cfg.loss or 'clip')  # the loss's initial scale (and bias)
+        pool = make_pairs(world, n_pairs, seed=cfg.seed)
+        hist = train(m, tok, pool, cfg)
     if cache:
         with atomic_path(d, folder=True) as tmp:  # a killed write leaves no half entry to be read back
             models.save(

@@ -32,12 +32,19 @@ def splits():
 
 
 @pytest.mark.parametrize('name', sorted(ADAPTERS))
-def test_every_adapter_has_one_shape(name, splits):
+def test_every_adapter_has_one_shape(name, splits, monkeypatch):
     model, tok, pre, support, val, test = splits
     quick = {'epochs': 1} if 'epochs' in ADAPTERS[name].defaults else {}
     method = adapter(name, model, tok, pre, seed=0, **quick)
+
+    def no_fork(*args, **kwargs):
+        raise AssertionError(f'{name}: forks the global generator instead of drawing from its own')
+
+    monkeypatch.setattr(torch.random, 'fork_rng', no_fork)
+    global_state = torch.random.get_rng_state()
     assert method.fit(support, val) is method, 'fit returns the fitted method'
     logits = method.logits(test)
+    assert torch.equal(torch.random.get_rng_state(), global_state), f'{name} drew from the global generator'
     assert logits.shape == (len(test), len(test.classnames)), 'one logit per query image and class'
     assert torch.isfinite(logits).all(), 'the logits are finite'
     novel = test.select_classes([4, 5, 0])

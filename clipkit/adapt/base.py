@@ -8,7 +8,7 @@ import itertools
 from typing import Callable
 import torch, torch.nn.functional as F
 from fastcore.basics import patch
-from ..config import get_seed, seeded
+from ..config import get_seed
 from ..types import Features
 
 # %% auto #0
@@ -152,8 +152,8 @@ def fit(
     self.search = []
     for fit_values in searched(self.grid):
         self.hp.update(fit_values)
-        with seeded(self.seed):  # the method's own draws; the caller's generator is left as it was
-            self._fit(X, y, T, val)
+        self.rng = torch.Generator().manual_seed(self.seed)  # every draw of the fit; fresh for each point
+        self._fit(X, y, T, val)
         for score_values in searched(self.infer_grid):
             self.hp.update(score_values)
             acc = self._val_top1(val) if val is not None else 0.0

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json, math
 from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
-from ..config import get_seed
+from ..config import get_seed, derive_seed, drawn_layer
 from .base import Adapter, register, as_real, fit_epochs
 from ..types import Features
 from ..features import zero_shot_weights
@@ -121,7 +121,7 @@ class TipAdapterF(TipAdapter):
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, steps))
 
         def epoch(_):
-            for idx in torch.randperm(len(X)).split(256):
+            for idx in torch.randperm(len(X), generator=self.rng).split(256):
                 logits = tip_logits(X[idx], T, keys, self.values, self.hp['alpha'], self.hp['beta'])
                 loss = F.cross_entropy(logits, y[idx])
                 opt.zero_grad()
@@ -172,13 +172,13 @@ class CLIPAdapter(Adapter):
     def _fit(self, X, y, T, val):
         D = X.shape[1]
         h = max(1, D // self.hp['reduction'])
-        self.mlp = nn.Sequential(
-            nn.Linear(D, h, bias=False), nn.ReLU(), nn.Linear(h, D, bias=False), nn.ReLU()
-        )
+        down = drawn_layer(nn.Linear, D, h, bias=False, generator=self.rng)
+        up = drawn_layer(nn.Linear, h, D, bias=False, generator=self.rng)
+        self.mlp = nn.Sequential(down, nn.ReLU(), up, nn.ReLU())
         opt = torch.optim.AdamW(self.mlp.parameters(), lr=self.hp['lr'])
 
         def epoch(_):
-            for idx in torch.randperm(len(X)).split(256):
+            for idx in torch.randperm(len(X), generator=self.rng).split(256):
                 loss = F.cross_entropy(self._logits(X[idx], T), y[idx])
                 opt.zero_grad()
                 loss.backward()
@@ -211,7 +211,8 @@ class LPPP(Adapter):
         counts = torch.bincount(y, minlength=self.C).clamp(min=1)[:, None].to(X.dtype)
         sums = torch.zeros(self.C, D, dtype=X.dtype).index_add_(0, y, X)
         own_logit = torch.zeros(self.C, dtype=X.dtype).index_add_(0, y, Z[torch.arange(N), y]) / counts[:, 0]
-        layer = nn.Linear(D, self.C).to(X.dtype)  # the official classifier: default init, then the sums
+        layer = drawn_layer(nn.Linear, D, self.C, generator=self.rng)  # the official default init ...
+        layer = layer.to(X.dtype)  # ... then the class sums as its weight
         with torch.no_grad():
             layer.weight.copy_(sums)
         a = torch.full((self.C,), 250 * own_logit.mean().item(), dtype=X.dtype, requires_grad=True)
@@ -269,6 +270,7 @@ def clap_train(
     epochs: int,  # passes over the support set
     lr: float,  # SGD's learning rate
     batch_size: int,  # support features per step
+    generator: torch.Generator,  # the shuffles' source
 ) -> tuple:
     "Train CLAP's prototypes: (normalised prototypes (C, D), class-adaptive penalty weights (C,))."
     C = len(anchors)
@@ -279,7 +281,7 @@ def clap_train(
     opt = torch.optim.SGD([W], lr=lr, momentum=0.9)
 
     def epoch(_):
-        for idx in torch.randperm(len(X)).split(batch_size):
+        for idx in torch.randperm(len(X), generator=generator).split(batch_size):
             ce = F.cross_entropy(scale * X[idx] @ F.normalize(W, dim=-1).T, y[idx])
             loss = ce + (lam * (W - anchors).pow(2).sum(1)).mean()
             opt.zero_grad()
@@ -327,7 +329,9 @@ class CLAP(Adapter):
             anchors = T
             self.scale = 100.0
         hp = self.hp
-        self.W, self.lam = clap_train(X, y, anchors, self.scale, hp['epochs'], hp['lr'], hp['batch_size'])
+        self.W, self.lam = clap_train(
+            X, y, anchors, self.scale, hp['epochs'], hp['lr'], hp['batch_size'], self.rng
+        )
 
     def _logits(self, Q, T, classnames=None):
         return self.scale * Q @ self.W.T
@@ -500,8 +504,12 @@ def real_linear(
     iterations = iterations if iterations is not None else int(min(32000, len(X) * 10 / 32))
     head = nn.Parameter(W0.clone())
     optimizer = torch.optim.AdamW([head], lr=lr, betas=(0.9, 0.999), weight_decay=weight_decay)
-    image_batches = epoch_batches(len(X), batch_size, torch.Generator().manual_seed(seed))
-    text_batches = epoch_batches(len(T), batch_size, torch.Generator().manual_seed(seed + 1))
+    image_batches = epoch_batches(
+        len(X), batch_size, torch.Generator().manual_seed(derive_seed(seed, 'images'))
+    )
+    text_batches = epoch_batches(
+        len(T), batch_size, torch.Generator().manual_seed(derive_seed(seed, 'prompts'))
+    )
     scale = math.exp(logit_scale)
     for iteration in range(iterations):
         for group in optimizer.param_groups:

@@ -9,6 +9,7 @@ import math
 import torch, torch.nn as nn, torch.nn.functional as F
 from fastcore.basics import patch
 from open_clip.transformer import text_global_pool
+from ..config import drawn_layer
 from .base import Adapter, register, CannotTransfer, fit_epochs
 from ..types import Features, take_images
 from ..features import image_batch
@@ -80,17 +81,18 @@ def init_context(
     tokenizer,  # the model's tokenizer
     init: str | None,  # words that initialise the context; random N(0, 0.02) where empty
     n_ctx: int,  # context vectors
+    generator: torch.Generator,  # the source of the random vectors
 ) -> torch.Tensor:
     """Context vectors (n_ctx, d): the embeddings of the first n_ctx words of `init`, padded in front with
     N(0, 0.02) noise."""
     d = model.token_embedding.weight.shape[1]
     if not init:
-        return torch.randn(n_ctx, d) * 0.02
+        return torch.randn(n_ctx, d, generator=generator) * 0.02
     ids = tokenizer([init])[0]
     n = min(n_ctx, int((ids > 0).sum()) - 2)
     with torch.no_grad():
         words = model.token_embedding(ids[1 : 1 + n])
-    return torch.cat([torch.randn(n_ctx - n, d) * 0.02, words])
+    return torch.cat([torch.randn(n_ctx - n, d, generator=generator) * 0.02, words])
 
 # %% ../../nbs/09_adapt.prompt.ipynb #f98e4ae4
 def kgcoop_penalty(
@@ -182,19 +184,20 @@ def _fit(self: PromptLearner, X, y, T, val):
     names = self.classnames
     d = self.model.token_embedding.weight.shape[1]
     C = len(names)
-    ctx0 = init_context(self.model, self.tokenizer, hp['init'], hp['n_ctx'])
+    ctx0 = init_context(self.model, self.tokenizer, hp['init'], hp['n_ctx'], self.rng)
     self.ctx = nn.Parameter(ctx0[None].repeat(C, 1, 1).clone() if hp['class_specific'] else ctx0.clone())
     D = X.shape[1]
     hidden = max(1, D // 16)
     self.meta = None
     if self.variant == 'cocoop':
-        self.meta = nn.Sequential(nn.Linear(D, hidden), nn.ReLU(), nn.Linear(hidden, d))
+        down = drawn_layer(nn.Linear, D, hidden, generator=self.rng)
+        self.meta = nn.Sequential(down, nn.ReLU(), drawn_layer(nn.Linear, hidden, d, generator=self.rng))
     params = [self.ctx] + (list(self.meta.parameters()) if self.meta is not None else [])
     opt = torch.optim.Adam(params, lr=hp['lr'])
     scale = self.model.logit_scale.exp().detach()
 
     def epoch(_):
-        for idx in torch.randperm(len(X)).split(hp['batch_size']):
+        for idx in torch.randperm(len(X), generator=self.rng).split(hp['batch_size']):
             logits = self._batch_logits(X[idx], scale, names)
             loss = F.cross_entropy(logits, y[idx])
             if self.variant == 'kgcoop':
@@ -350,16 +353,16 @@ def _fit(self: MaPLe, X, y, T, val):
     hp = self.hp
     n, J = hp['n_ctx'], hp['depth']
     d = self.model.token_embedding.weight.shape[1]
-    first = nn.Parameter(init_context(self.model, self.tokenizer, hp['init'], n))
-    deeper = [nn.Parameter(torch.randn(n, d) * 0.02) for _ in range(J - 1)]
+    first = nn.Parameter(init_context(self.model, self.tokenizer, hp['init'], n, self.rng))
+    deeper = [nn.Parameter(torch.randn(n, d, generator=self.rng) * 0.02) for _ in range(J - 1)]
     self.ctx = nn.ParameterList([first] + deeper)
     width = self.model.visual.conv1.out_channels
-    self.couple = nn.ModuleList([nn.Linear(d, width) for _ in range(J)])
+    self.couple = nn.ModuleList([drawn_layer(nn.Linear, d, width, generator=self.rng) for _ in range(J)])
     opt = torch.optim.Adam(list(self.ctx.parameters()) + list(self.couple.parameters()), lr=hp['lr'])
     scale = self.model.logit_scale.exp().detach()
 
     def epoch(_):
-        for idx in torch.randperm(len(y)).split(hp['batch_size']):
+        for idx in torch.randperm(len(y), generator=self.rng).split(hp['batch_size']):
             x = image_batch(self.model, take_images(images, idx), self.preprocess)
             f = encode_image_prompts(self.model.visual, x, self._vision())
             loss = F.cross_entropy(scale * f @ self._text(self.classnames).T, y[idx])
@@ -478,7 +481,10 @@ class CSP(FrozenModelAdapter):
         end = int(tokens[0].argmax())
         x = self.model.token_embedding(tokens).clone()
         rate = self.hp['attr_dropout']
-        soft = F.dropout(self.soft, rate, training=True) if dropout and rate > 0 else self.soft
+        soft = self.soft
+        if dropout and rate > 0:  # nn.Dropout's rule, with the mask drawn from the fit's generator
+            kept = torch.rand(soft.shape, generator=self.rng) >= rate
+            soft = soft * kept / (1 - rate)
         x[:, end - 2] = soft[pairs[:, 0]]
         x[:, end - 1] = soft[pairs[:, 1] + len(self.attributes)]
         return encode_text_embeddings(self.model, x, tokens)
@@ -498,7 +504,7 @@ def _fit(self: CSP, X, y, T, val):
     scale = self.model.logit_scale.exp().detach()
 
     def epoch(_):
-        for idx in torch.randperm(len(X)).split(self.hp['batch_size']):
+        for idx in torch.randperm(len(X), generator=self.rng).split(self.hp['batch_size']):
             logits = scale * X[idx] @ self._text(train_pairs, dropout=True).T
             loss = F.cross_entropy(logits, y[idx])
             loss.backward()

@@ -10,7 +10,7 @@ import torch, torch.nn as nn, torch.nn.functional as F
 from ..types import Features, take_images
 from ..features import image_features, image_batch, zero_shot_weights
 from ..eval import classification_metrics
-from ..config import get_seed, seeded
+from ..config import get_seed
 from .base import Adapter, register, fit_epochs
 from .feature import LinearProbe
 
@@ -85,7 +85,7 @@ class ImageClassifier(nn.Module):
             copy.deepcopy(visual).requires_grad_(True),
             preprocess,
         )  # trainable even if the source model was frozen (prompt learners freeze theirs)
-        self.head = nn.Linear(W.shape[1], W.shape[0])
+        self.head = nn.utils.skip_init(nn.Linear, W.shape[1], W.shape[0])  # no draws: both are set below
         with torch.no_grad():
             self.head.weight.copy_(W)
             self.head.bias.copy_(torch.zeros(len(W)) if b is None else b)
@@ -156,7 +156,9 @@ def train_classifier(
     batch_size: int = 32,  # support images per step
     seed: int | None = None,  # the shuffle's seed; the settings' seed by default
 ) -> tuple:
-    "Cross-entropy fine-tuning of a copy of `start`: (the copy at its best epoch on `val`, history rows)."
+    """Cross-entropy fine-tuning of a copy of `start`: (the copy at its best epoch on `val`, history rows).
+    The shuffles come from the seed's own generator. A tower with active dropout (none of the shipped models
+    has one) would draw its masks from torch's global generator: torch's dropout takes no generator."""
     y = torch.as_tensor(support.labels).long()
     if len(y) == 0:
         raise ValueError("train_classifier: the support set is empty")
@@ -175,12 +177,13 @@ def train_classifier(
         {'params': clf.head.parameters(), 'lr': head_lr or lr},
     ]
     opt = torch.optim.AdamW(groups, weight_decay=weight_decay)
+    shuffles = torch.Generator().manual_seed(get_seed(seed))
 
     def epoch(_):
         clf.train()
         clf.visual.apply(_freeze_batchnorm)
         total = 0.0
-        for idx in torch.randperm(len(y)).split(batch_size):
+        for idx in torch.randperm(len(y), generator=shuffles).split(batch_size):
             x = image_batch(clf, take_images(support.images, idx), clf.pre)
             loss = F.cross_entropy(clf(x), y[idx])
             opt.zero_grad()
@@ -191,8 +194,7 @@ def train_classifier(
 
     score = None if val is None else (lambda: _top1(clf, val))
     keep = lambda: copy.deepcopy(clf.state_dict())
-    with seeded(get_seed(seed)):  # the shuffles' own stream; the caller's generator is left as it was
-        history = fit_epochs(epochs, epoch, score, keep, clf.load_state_dict, start_competes=True)
+    history = fit_epochs(epochs, epoch, score, keep, clf.load_state_dict, start_competes=True)
     return clf, history
 
 # %% ../../nbs/09_adapt.weights.ipynb #06378837

@@ -5,7 +5,7 @@ distribution scores with AUROC and FPR95, and effective robustness over a set of
 
 # %% ../../nbs/10_analysis.reliability.ipynb #409fcaf1
 from __future__ import annotations
-from ..config import get_seed
+from ..config import get_seed, drawn_layer
 import math
 import numpy as np, pandas as pd, torch, torch.nn as nn, torch.nn.functional as F
 
@@ -221,26 +221,25 @@ def train_closed_world(
 ) -> nn.Module:
     """A small CNN trained from scratch on uint8 images (N, 3, H, W); returns the model (eval mode, logits
     output)."""
-    seed = get_seed(seed)
-    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(get_seed(seed))  # every draw: the weights, then the shuffles
     y = torch.as_tensor(labels).long()
     net = nn.Sequential(
-        nn.Conv2d(3, 32, 3, padding=1),
+        drawn_layer(nn.Conv2d, 3, 32, 3, padding=1, generator=g),
         nn.ReLU(),
         nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3, padding=1),
+        drawn_layer(nn.Conv2d, 32, 64, 3, padding=1, generator=g),
         nn.ReLU(),
         nn.MaxPool2d(2),
-        nn.Conv2d(64, 64, 3, padding=1),
+        drawn_layer(nn.Conv2d, 64, 64, 3, padding=1, generator=g),
         nn.ReLU(),
         nn.AdaptiveAvgPool2d(1),
         nn.Flatten(),
-        nn.Linear(64, n_classes),
+        drawn_layer(nn.Linear, 64, n_classes, generator=g),
     )
     opt = torch.optim.AdamW(net.parameters(), lr=lr)
     x = images.float() / 255
     for ep in range(epochs):
-        for idx in torch.randperm(len(y)).split(batch_size):
+        for idx in torch.randperm(len(y), generator=g).split(batch_size):
             loss = F.cross_entropy(net(x[idx]), y[idx])
             opt.zero_grad()
             loss.backward()
