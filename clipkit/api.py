@@ -14,6 +14,7 @@ from .train import TrainConfig
 from .eval import zero_shot_eval, classification_metrics, retrieval_metrics
 from .data.world import WorldConfig, make_pairs, world_tasks, world_retrieval
 from .data.sources import read_csv_pairs, read_wds_pairs, image_folder_task, few_shot, base_novel
+from .data.zoo import BENCHMARKS, SUITES, load_benchmark
 from .curation import Matcher, balance, BalancedSampler, pair_scores, score_filter, semdedup
 from .adapt.base import ADAPTERS, Adapter, CannotTransfer
 import clipkit.adapt.feature  # noqa: F401  (registers the feature-level methods)
@@ -28,7 +29,8 @@ _all_ = [
     'get_loss', 'create', 'load', 'save', 'extract', 'image_features', 'text_features',
     'zero_shot_weights', 'TrainConfig', 'zero_shot_eval', 'classification_metrics',
     'retrieval_metrics', 'WorldConfig', 'make_pairs', 'world_tasks', 'world_retrieval', 'read_csv_pairs',
-    'read_wds_pairs', 'image_folder_task', 'few_shot', 'base_novel', 'Matcher', 'balance',
+    'read_wds_pairs', 'image_folder_task', 'few_shot', 'base_novel', 'BENCHMARKS', 'SUITES', 'load_benchmark',
+    'Matcher', 'balance',
     'BalancedSampler', 'pair_scores', 'score_filter', 'semdedup', 'ADAPTERS', 'Adapter', 'CannotTransfer',
     'run_study', 'list_studies', 'UsageError',
 ]  # fmt: skip
@@ -38,8 +40,9 @@ __all__ = ['adapter', 'Pairs', 'Task', 'Features', 'get_settings', 'get_device',
            'create', 'load', 'save', 'extract', 'image_features', 'text_features', 'zero_shot_weights', 'TrainConfig',
            'zero_shot_eval', 'classification_metrics', 'retrieval_metrics', 'WorldConfig', 'make_pairs', 'world_tasks',
            'world_retrieval', 'read_csv_pairs', 'read_wds_pairs', 'image_folder_task', 'few_shot', 'base_novel',
-           'Matcher', 'balance', 'BalancedSampler', 'pair_scores', 'score_filter', 'semdedup', 'ADAPTERS', 'Adapter',
-           'CannotTransfer', 'run_study', 'list_studies', 'UsageError']
+           'BENCHMARKS', 'SUITES', 'load_benchmark', 'Matcher', 'balance', 'BalancedSampler', 'pair_scores',
+           'score_filter', 'semdedup', 'ADAPTERS', 'Adapter', 'CannotTransfer', 'run_study', 'list_studies',
+           'UsageError']
 
 # %% ../nbs/12_api.ipynb #0723a13f
 def adapter(

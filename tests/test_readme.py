@@ -46,3 +46,14 @@ def test_the_jobs_run_as_written(tmp_path):
     assert set(result['metrics']) == {'acc1', 'acc5', 'mean_per_class_recall'}, (
         "job 6 wrote CLIP_benchmark's JSON"
     )
+
+
+def test_the_benchmark_section_runs_as_written(tmp_path):
+    text = (ROOT / 'README.md').read_text()
+    section = text.split('## Benchmarks you already have', 1)[1].split('\n## ', 1)[0]
+    blocks = re.findall(r'```python\n(.*?)```', section, re.S)
+    assert len(blocks) == 1, 'the section shows one job'
+    done = subprocess.run([sys.executable, '-c', blocks[0]], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, f'the benchmark job runs as written:\n{done.stderr[-3000:]}'
+    assert "'train': 4, 'val': 4, 'test': 6" in done.stdout, 'two shots of the two base classes'
+    assert (tmp_path / 'data' / 'benchmarks' / 'imagenet-rendition' / 'classnames.txt').is_file()

@@ -15,8 +15,9 @@ from PIL import Image
 from ..types import Pairs, Task
 
 # %% auto #0
-__all__ = ['LazyImages', 'image_extensions', 'BadInput', 'read_csv_pairs', 'split_member_name', 'tar_samples', 'read_wds_pairs',
-           'image_folder_task', 'torchvision_task', 'few_shot_indices', 'few_shot', 'base_novel']
+__all__ = ['LazyImages', 'image_extensions', 'BadInput', 'reader_report', 'attach_report', 'read_csv_pairs', 'split_member_name',
+           'tar_samples', 'read_wds_pairs', 'image_folder_task', 'torchvision_task', 'few_shot_indices', 'few_shot',
+           'base_novel']
 
 # %% ../../nbs/02_data.sources.ipynb #e92e5281
 class LazyImages:
@@ -81,7 +82,14 @@ class BadInput(UsageError):
     "Bad rows or files in a data source, named in the message (the command line prints it as one line)."
 
 
-def _report(what, read, bad, skip_bad, ignored=None, dropped=None):
+def reader_report(
+    what: str,  # the reader's name, which starts the message
+    read: int,  # rows (or files) read
+    bad: list,  # (where, why) of each bad row: a file or file:line, and the reason
+    skip_bad: bool,  # False: raise BadInput naming the first bad row; True: warn and count them
+    ignored: dict | None = None,  # reason -> count of files the reader passed over (not images, ...)
+    dropped: list | None = None,  # classes dropped for having no readable image
+) -> dict:
     """Raise on bad rows, or warn and return the reader's account: what it read, kept and skipped, each
     skip by reason, the files it ignored and the classes it dropped."""
     if bad and not skip_bad:
@@ -109,7 +117,10 @@ def _report(what, read, bad, skip_bad, ignored=None, dropped=None):
     )
 
 
-def _with_report(meta, report):
+def attach_report(
+    meta: pd.DataFrame,  # a reader's per-row metadata
+    report: dict,  # its account (reader_report)
+) -> pd.DataFrame:
     "Attach a reader's account to its metadata table (`meta.attrs['report']`, `meta.attrs['skipped']`)."
     meta.attrs['report'] = report
     meta.attrs['skipped'] = report['skipped_rows']
@@ -176,9 +187,9 @@ def read_csv_pairs(
         else:
             keep.append((f, cap, i))
     bad = [(where, why) for _, where, why in sorted(bad)]  # in row order: the first bad row is named
-    report = _report('read_csv_pairs', len(rows), bad, skip_bad)
+    report = reader_report('read_csv_pairs', len(rows), bad, skip_bad)
     meta = pd.DataFrame({'filepath': [k[0] for k in keep], 'source_row': [k[2] for k in keep]})
-    return Pairs(LazyImages(k[0] for k in keep), [k[1] for k in keep], _with_report(meta, report))
+    return Pairs(LazyImages(k[0] for k in keep), [k[1] for k in keep], attach_report(meta, report))
 
 # %% ../../nbs/02_data.sources.ipynb #3fb39caf
 def split_member_name(
@@ -273,11 +284,11 @@ def read_wds_pairs(
         if want is not None and per_shard[sh] < want:
             bad.append((sh, f'short shard ({per_shard[sh]} of {want} samples)'))
     read = len(keep) + len(bad)  # samples, and one entry per damaged or short shard
-    report = _report('read_wds_pairs', read, bad, skip_bad)
+    report = reader_report('read_wds_pairs', read, bad, skip_bad)
     if not keep:
         raise BadInput(f"read_wds_pairs: no readable samples in {len(shards)} shards ({report['skipped']})")
     meta = pd.DataFrame({'source': [k[2] for k in keep]})
-    return Pairs(LazyImages(k[0] for k in keep), [k[1] for k in keep], _with_report(meta, report))
+    return Pairs(LazyImages(k[0] for k in keep), [k[1] for k in keep], attach_report(meta, report))
 
 # %% ../../nbs/02_data.sources.ipynb #301fac74
 def image_folder_task(
@@ -325,12 +336,12 @@ def image_folder_task(
         labels += [len(names)] * len(good)
         items += good
         names.append((classnames or {}).get(fo.name, fo.name.replace('_', ' ')))
-    report = _report('image_folder_task', read, bad, skip_bad, ignored, dropped)
+    report = reader_report('image_folder_task', read, bad, skip_bad, ignored, dropped)
     if dropped:
         warnings.warn(f"image_folder_task: dropped {len(dropped)} class folders with no images: {dropped}")
     if not items:
         raise BadInput(f"image_folder_task: {root} holds no readable images ({read} image files looked at)")
-    meta = _with_report(pd.DataFrame({'filepath': items}), report)
+    meta = attach_report(pd.DataFrame({'filepath': items}), report)
     return Task(name or root.name, LazyImages(items), labels, names, templates or ['a photo of a {}.'], meta)
 
 # %% ../../nbs/02_data.sources.ipynb #34797d86

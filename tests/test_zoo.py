@@ -1,0 +1,314 @@
+"""The benchmark zoo against a line-by-line transcription of CoOp's readers and Dassl's split rules, on every
+benchmark's fixture in its official layout; and the messages a missing or mis-laid dataset gives."""
+
+import json
+import math
+import os
+import random
+import warnings
+from collections import OrderedDict, defaultdict
+import pytest
+from clipkit.data.sources import BadInput
+from clipkit.data.zoo import BENCHMARKS, DatasetMissing, load_benchmark, write_fixture
+
+
+# ---- the official code, transcribed: KaiyangZhou/Dassl.pytorch dassl/data/datasets/base_dataset.py,
+# dassl/utils/tools.py, and KaiyangZhou/CoOp datasets/*.py
+
+
+class Datum:
+    def __init__(self, impath="", label=0, domain=0, classname=""):
+        self._impath = impath
+        self._label = label
+        self._domain = domain
+        self._classname = classname
+
+    @property
+    def impath(self):
+        return self._impath
+
+    @property
+    def label(self):
+        return self._label
+
+    @property
+    def classname(self):
+        return self._classname
+
+
+def listdir_nohidden(path, sort=False):
+    items = [f for f in os.listdir(path) if not f.startswith(".")]
+    if sort:
+        items.sort()
+    return items
+
+
+def split_dataset_by_label(data_source):
+    output = defaultdict(list)
+    for item in data_source:
+        output[item.label].append(item)
+    return output
+
+
+def generate_fewshot_dataset(*data_sources, num_shots=-1, repeat=False):
+    if num_shots < 1:
+        if len(data_sources) == 1:
+            return data_sources[0]
+        return data_sources
+    output = []
+    for data_source in data_sources:
+        tracker = split_dataset_by_label(data_source)
+        dataset = []
+        for label, items in tracker.items():
+            if len(items) >= num_shots:
+                sampled_items = random.sample(items, num_shots)
+            else:
+                if repeat:
+                    sampled_items = random.choices(items, k=num_shots)
+                else:
+                    sampled_items = items
+            dataset.extend(sampled_items)
+        output.append(dataset)
+    if len(output) == 1:
+        return output[0]
+    return output
+
+
+def get_lab2cname(data_source):
+    container = set()
+    for item in data_source:
+        container.add((item.label, item.classname))
+    mapping = {label: classname for label, classname in container}
+    labels = list(mapping.keys())
+    labels.sort()
+    classnames = [mapping[label] for label in labels]
+    return mapping, classnames
+
+
+def read_split(filepath, path_prefix):  # OxfordPets.read_split
+    def _convert(items):
+        out = []
+        for impath, label, classname in items:
+            impath = os.path.join(path_prefix, impath)
+            item = Datum(impath=impath, label=int(label), classname=classname)
+            out.append(item)
+        return out
+
+    with open(filepath) as f:
+        split = json.load(f)
+    train = _convert(split["train"])
+    val = _convert(split["val"])
+    test = _convert(split["test"])
+    return train, val, test
+
+
+def subsample_classes(*args, subsample="all"):  # OxfordPets.subsample_classes
+    assert subsample in ["all", "base", "new"]
+    if subsample == "all":
+        return args
+    dataset = args[0]
+    labels = set()
+    for item in dataset:
+        labels.add(item.label)
+    labels = list(labels)
+    labels.sort()
+    n = len(labels)
+    m = math.ceil(n / 2)
+    if subsample == "base":
+        selected = labels[:m]
+    else:
+        selected = labels[m:]
+    relabeler = {y: y_new for y_new, y in enumerate(selected)}
+    output = []
+    for dataset in args:
+        dataset_new = []
+        for item in dataset:
+            if item.label not in selected:
+                continue
+            item_new = Datum(impath=item.impath, label=relabeler[item.label], classname=item.classname)
+            dataset_new.append(item_new)
+        output.append(dataset_new)
+    return output
+
+
+def aircraft_read_data(dataset_dir, image_dir, cname2lab, split_file):  # FGVCAircraft.read_data
+    filepath = os.path.join(dataset_dir, split_file)
+    items = []
+    with open(filepath, "r") as f:
+        lines = f.readlines()
+        for line in lines:
+            line = line.strip().split(" ")
+            imname = line[0] + ".jpg"
+            classname = " ".join(line[1:])
+            impath = os.path.join(image_dir, imname)
+            label = cname2lab[classname]
+            item = Datum(impath=impath, label=label, classname=classname)
+            items.append(item)
+    return items
+
+
+def read_classnames(text_file):  # ImageNet.read_classnames
+    classnames = OrderedDict()
+    with open(text_file, "r") as f:
+        lines = f.readlines()
+        for line in lines:
+            line = line.strip().split(" ")
+            folder = line[0]
+            classname = " ".join(line[1:])
+            classnames[folder] = classname
+    return classnames
+
+
+# Dassl lists a class folder's images with os.listdir, in the file system's order; clipkit sorts them (so a
+# draw is the same on every machine), and the transcription below does too: sort=True where the official
+# passes nothing. ImageNetV2's loop runs over range(1000); here over the fixture's classes.
+
+
+def imagenet_read_data(image_dir, classnames, split_dir):  # ImageNet.read_data
+    split_dir = os.path.join(image_dir, split_dir)
+    folders = sorted(f.name for f in os.scandir(split_dir) if f.is_dir())
+    items = []
+    for label, folder in enumerate(folders):
+        imnames = listdir_nohidden(os.path.join(split_dir, folder), sort=True)
+        classname = classnames[folder]
+        for imname in imnames:
+            impath = os.path.join(split_dir, folder, imname)
+            item = Datum(impath=impath, label=label, classname=classname)
+            items.append(item)
+    return items
+
+
+TO_BE_IGNORED = ["README.txt"]
+
+
+def shifted_read_data(image_dir, classnames):  # ImageNetA.read_data (ImageNetR and ImageNetSketch alike)
+    folders = listdir_nohidden(image_dir, sort=True)
+    folders = [f for f in folders if f not in TO_BE_IGNORED]
+    items = []
+    for label, folder in enumerate(folders):
+        imnames = listdir_nohidden(os.path.join(image_dir, folder), sort=True)
+        classname = classnames[folder]
+        for imname in imnames:
+            impath = os.path.join(image_dir, folder, imname)
+            item = Datum(impath=impath, label=label, classname=classname)
+            items.append(item)
+    return items
+
+
+def v2_read_data(image_dir, classnames, n_classes):  # ImageNetV2.read_data
+    folders = list(classnames.keys())
+    items = []
+    for label in range(n_classes):
+        class_dir = os.path.join(image_dir, str(label))
+        imnames = listdir_nohidden(class_dir, sort=True)
+        folder = folders[label]
+        classname = classnames[folder]
+        for imname in imnames:
+            impath = os.path.join(class_dir, imname)
+            item = Datum(impath=impath, label=label, classname=classname)
+            items.append(item)
+    return items
+
+
+def official(name, root, num_shots, seed, subsample):
+    """What CoOp's dataset class holds after __init__ with cfg.SEED = seed (set_random_seed seeds Python's
+    generator first): {split: Datum list}, and the class names of train_x."""
+    b = BENCHMARKS[name]
+    dataset_dir = os.path.join(root, b.folder)
+    image_dir = os.path.join(dataset_dir, b.image_dir) if b.image_dir else dataset_dir
+    random.seed(seed)
+    if b.split_file:
+        train, val, test = read_split(os.path.join(dataset_dir, b.split_file), image_dir)
+    elif name == 'fgvc_aircraft':
+        with open(os.path.join(dataset_dir, "variants.txt"), "r") as f:
+            classnames = [line.strip() for line in f.readlines()]
+        cname2lab = {c: i for i, c in enumerate(classnames)}
+        train, val, test = (
+            aircraft_read_data(dataset_dir, image_dir, cname2lab, f"images_variant_{part}.txt")
+            for part in ('train', 'val', 'test')
+        )
+    elif name == 'imagenet':
+        classnames = read_classnames(os.path.join(dataset_dir, "classnames.txt"))
+        train = imagenet_read_data(image_dir, classnames, "train")
+        test = imagenet_read_data(image_dir, classnames, "val")
+        if num_shots >= 1:
+            train = generate_fewshot_dataset(train, num_shots=num_shots)
+        train, test = subsample_classes(train, test, subsample=subsample)
+        return {'train': train, 'val': test, 'test': test}, get_lab2cname(train)[1]
+    else:
+        classnames = read_classnames(os.path.join(dataset_dir, "classnames.txt"))
+        if name == 'imagenetv2':
+            data = v2_read_data(image_dir, classnames, len(classnames))
+        else:
+            data = shifted_read_data(image_dir, classnames)
+        (data,) = subsample_classes(data, subsample=subsample)
+        return {'test': data}, get_lab2cname(data)[1]
+    if num_shots >= 1:
+        train = generate_fewshot_dataset(train, num_shots=num_shots)
+        val = generate_fewshot_dataset(val, num_shots=min(num_shots, 4))
+    train, val, test = subsample_classes(train, val, test, subsample=subsample)
+    return {'train': train, 'val': val, 'test': test}, get_lab2cname(train)[1]
+
+
+# ---- the checks
+
+
+@pytest.fixture(scope='module')
+def data_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp('data')
+    for name in BENCHMARKS:
+        write_fixture(name, root, per_class=(6, 5, 3))
+    return root
+
+
+@pytest.mark.parametrize('name', sorted(BENCHMARKS))
+def test_every_loader_follows_the_official_code(name, data_root):
+    for shots, seed, subsample in [(0, 1, 'all'), (2, 1, 'all'), (4, 2, 'base'), (5, 3, 'new'), (16, 1, 'all')]:
+        tasks = load_benchmark(name, data_root, shots=shots, seed=seed, subsample=subsample)
+        splits, classnames = official(name, str(data_root), shots, seed, subsample)
+        assert list(tasks) == list(splits), f'{name}: the splits'
+        for part, items in splits.items():
+            ours = tasks[part]
+            where = f'{name} {part} (shots {shots}, seed {seed}, {subsample})'
+            assert list(ours.meta.filepath) == [item.impath for item in items], f'{where}: images and order'
+            assert ours.labels.tolist() == [item.label for item in items], f'{where}: labels'
+            assert ours.classnames == [c.replace('_', ' ') for c in classnames], f'{where}: class names'
+            assert ours.templates == [BENCHMARKS[name].template], f'{where}: CoOp template'
+
+
+def test_base_and_new_split_the_classes(data_root):
+    base = load_benchmark('oxford_flowers', data_root, subsample='base')['test']
+    new = load_benchmark('oxford_flowers', data_root, subsample='new')['test']
+    assert base.classnames == ['pink primrose', 'hard-leaved pocket orchid']
+    assert new.classnames == ['canterbury bells', 'sweet pea']
+    assert set(base.labels.tolist()) == set(new.labels.tolist()) == {0, 1}, 'each half relabelled from 0'
+
+
+def test_a_missing_dataset_names_the_path_layout_and_source(tmp_path):
+    with pytest.raises(DatasetMissing, match=r'dtd: expected .*dtd\. The official layout is dtd/\{images/'):
+        load_benchmark('dtd', tmp_path)
+    (tmp_path / 'dtd' / 'images').mkdir(parents=True)
+    with pytest.raises(DatasetMissing, match=r"split_zhou_DescribableTextures\.json.*CoOp's DATASETS\.md"):
+        load_benchmark('dtd', tmp_path)
+    (tmp_path / 'imagenet').mkdir()
+    with pytest.raises(DatasetMissing, match='classnames.txt'):
+        load_benchmark('imagenet', tmp_path)
+    with pytest.raises(ValueError, match='did you mean'):
+        load_benchmark('oxford_pet', tmp_path)
+
+
+def test_a_listed_image_missing_on_disk_is_named_or_counted(tmp_path):
+    write_fixture('ucf101', tmp_path)
+    gone = sorted((tmp_path / 'ucf101' / 'UCF-101-midframes').rglob('*.jpg'))[:2]
+    for path in gone:
+        path.unlink()
+    with pytest.raises(BadInput, match=gone[0].name):
+        load_benchmark('ucf101', tmp_path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        tasks = load_benchmark('ucf101', tmp_path, skip_missing=True)
+    skipped = sum(sum(t.meta.attrs['report']['skipped'].values()) for t in tasks.values())
+    assert skipped == 2, 'both missing images counted'
+    assert any('skipped 1 bad rows' in str(w.message) or 'skipped 2 bad rows' in str(w.message) for w in caught)
+    listed = {row['where'] for t in tasks.values() for row in t.meta.attrs['report']['skipped_rows']}
+    assert listed == {str(p) for p in gone}, 'the report names each missing file'
