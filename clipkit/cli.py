@@ -13,7 +13,7 @@ from .studies import json_safe, write_json, list_studies, run_study
 
 # %% auto #0
 __all__ = ['USER_ERRORS', 'config_flags', 'config_from_args', 'load_pairs', 'load_task', 'build_parser', 'study_cmd',
-           'refuse_no_ops', 'check_outputs', 'check_model', 'train_cmd', 'eval_cmd', 'main']
+           'refuse_no_ops', 'check_outputs', 'check_model', 'train_cmd', 'eval_cmd', 'bench_cmd', 'main']
 
 # %% ../nbs/12_cli.ipynb #faeba0b6
 def _value(s: str):
@@ -228,6 +228,26 @@ def _eval_parser(sub):
     )
     return ev
 
+# %% ../nbs/12_cli.ipynb #45d26693
+def _bench_parser(sub):
+    "`clipkit bench` (a model over benchmarks) and `clipkit bench build RESULTS` (the table)."
+    be = sub.add_parser(
+        'bench', help='one model over benchmarks in their official layouts', allow_abbrev=False
+    )
+    be.add_argument('words', nargs='*', metavar='build RESULTS', help='tabulate a folder of result files')
+    be.add_argument('--model', default=None, help="open_clip name, 'name:pretrained', tiny config or folder")
+    be.add_argument('--pretrained', default=None, help='open_clip pretrained tag or weights file')
+    be.add_argument('--benchmarks', default='coop11', help='comma-separated benchmarks or suites')
+    be.add_argument('--data-root', default=None, help='the folder the benchmarks lie under')
+    be.add_argument('--tasks', default='zeroshot,linear_probe', help='zeroshot, linear_probe, fewshot')
+    be.add_argument('--shots', type=arg_type('int > 0', int), default=16, help='few-shot: K per class')
+    be.add_argument('--seeds', default='1,2,3', help="few-shot: CoOp's seeds, comma-separated")
+    be.add_argument('--method', default='tip_adapter', help='few-shot: the adaptation method')
+    be.add_argument('--templates', default='coop', help="'coop', 'imagenet80' or 'imagenet_select'")
+    be.add_argument('--out', default='results/bench', help='the folder of result files')
+    be.add_argument('--device', default=None, help="'cpu', 'cuda', ...; the settings' device by default")
+    return be
+
 # %% ../nbs/12_cli.ipynb #0013be0b
 def _train_parser(sub):
     "`clipkit train`: open_clip's data flags, the run's own, and every TrainConfig field."
@@ -281,12 +301,13 @@ def _train_parser(sub):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    "The `clipkit` command's parser: `study list|run`, `train` (every TrainConfig field a flag) and `eval`."
+    "The `clipkit` parser: `study list|run`, `train` (every TrainConfig field a flag), `eval`, `bench`."
     ap = _Parser(prog='clipkit', description='clipkit: a notebook-first workbench for CLIP research')
     sub = ap.add_subparsers(dest='cmd', required=True)
     study_list, study_run = _study_parser(sub)
     ap.commands = {'study list': study_list, 'study run': study_run}
     ap.commands |= {'train': _train_parser(sub), 'eval': _eval_parser(sub)}  # each command's parser, by name
+    ap.commands['bench'] = _bench_parser(sub)
     for parser in ap.commands.values():
         parser.add_argument('--debug', action='store_true', help='show the full traceback of an error')
     return ap
@@ -548,6 +569,73 @@ def eval_cmd(
         print(json.dumps(json_safe(result), indent=2))
     return 0
 
+# %% ../nbs/12_cli.ipynb #e3f172fe
+def _bench_lists(a) -> tuple:
+    "(benchmarks, tasks, seeds) of `clipkit bench`'s flags, each name checked."
+    from clipkit.data.zoo import BENCHMARKS, SUITES
+    from clipkit.suite import SUITE_TASKS
+    from clipkit.adapt.base import ADAPTERS
+
+    split = lambda text: [word.strip() for word in text.split(',') if word.strip()]
+    for flag, names, known in (
+        ('--benchmarks', split(a.benchmarks), {**BENCHMARKS, **SUITES}),
+        ('--tasks', split(a.tasks), SUITE_TASKS),
+        ('--method', [a.method], ADAPTERS),
+    ):
+        for name in names:
+            if name not in known:
+                raise UsageError(f"{flag}: unknown {name!r}{did_you_mean(name, known)}")
+    if not all(seed.isdigit() for seed in split(a.seeds)):
+        raise UsageError(f"--seeds: expected comma-separated integers, got {a.seeds!r}")
+    return split(a.benchmarks), split(a.tasks), [int(seed) for seed in split(a.seeds)]
+
+# %% ../nbs/12_cli.ipynb #9bfadaeb
+def bench_cmd(
+    a,  # the parsed arguments of `clipkit bench`
+) -> int:
+    "The `clipkit bench` command: a model over benchmarks, or `bench build RESULTS`: their table."
+    from clipkit.models import create
+    from clipkit.suite import build_suite, run_suite
+
+    if a.words:
+        if a.words[0] != 'build' or len(a.words) != 2:
+            raise UsageError(
+                f"expected `clipkit bench build RESULTS` or flags only, got {' '.join(a.words)!r}"
+            )
+        folder = Path(a.words[1])
+        if not folder.is_dir():
+            raise FileNotFoundError(f"bench build: no such folder {folder}")
+        table, summary = build_suite(folder)
+        if table.empty:
+            raise UsageError(f"bench build: {folder} holds no result files")
+        print(summary.round(3).to_string())
+        print(
+            f"clipkit: wrote {folder / 'benchmark.csv'}, {folder / 'benchmark_summary.csv'}, "
+            f"{folder / 'benchmark.png'}"
+        )
+        return 0
+    if not a.model or not a.data_root:
+        raise UsageError("bench: --model and --data-root are needed (or `clipkit bench build RESULTS`)")
+    benchmarks, tasks, seeds = _bench_lists(a)
+    name, pretrained = a.model, a.pretrained
+    if ':' in name and not Path(name).exists() and not name.startswith('local-dir:'):
+        name, _, pretrained = name.partition(':')  # open_clip's 'ViT-B-32:laion2b_s34b_b79k'
+    model, tokenizer, preprocess = create(name, pretrained=pretrained, device=a.device)
+    run = dict(tasks=tasks, model_name=name, pretrained=pretrained, shots=a.shots, seeds=seeds)
+    table = run_suite(
+        model,
+        tokenizer,
+        preprocess,
+        benchmarks,
+        a.data_root,
+        a.out,
+        method=a.method,
+        templates=a.templates,
+        **run,
+    )
+    print(f'clipkit: {len(table)} results in {a.out}; `clipkit bench build {a.out}` tabulates them')
+    return 0
+
 # %% ../nbs/12_cli.ipynb #0c6ddcbf
 USER_ERRORS = (
     UsageError,
@@ -587,7 +675,7 @@ def main(
         near = difflib.get_close_matches(extra[0].split('=')[0], flags, n=2)
         hint = f"; did you mean {' or '.join(near)}?" if near else ''
         parser.error(f"unrecognized arguments: {' '.join(extra)}{hint}")
-    command = {'train': train_cmd, 'eval': eval_cmd}.get(a.cmd, study_cmd)
+    command = {'train': train_cmd, 'eval': eval_cmd, 'bench': bench_cmd}.get(a.cmd, study_cmd)
     try:
         with _warnings_as_lines(prog):
             return command(a)

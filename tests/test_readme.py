@@ -1,7 +1,9 @@
 """The README's common jobs on your own data run as written, in order, on data this test writes where they
-expect it: an open_clip CSV of world pairs, and an image folder of world shapes split into train and test."""
+expect it: an open_clip CSV of world pairs, and an image folder of world shapes split into train and test. Its
+benchmark section runs as written too, on the fixture copies it lays out itself."""
 
 import json
+import pytest
 import re
 import subprocess
 import sys
@@ -48,12 +50,20 @@ def test_the_jobs_run_as_written(tmp_path):
     )
 
 
+@pytest.mark.slow  # four fresh processes and a short training run: about 70 s
 def test_the_benchmark_section_runs_as_written(tmp_path):
     text = (ROOT / 'README.md').read_text()
     section = text.split('## Benchmarks you already have', 1)[1].split('\n## ', 1)[0]
-    blocks = re.findall(r'```python\n(.*?)```', section, re.S)
-    assert len(blocks) == 1, 'the section shows one job'
-    done = subprocess.run([sys.executable, '-c', blocks[0]], cwd=tmp_path, capture_output=True, text=True)
-    assert done.returncode == 0, f'the benchmark job runs as written:\n{done.stderr[-3000:]}'
-    assert "'train': 4, 'val': 4, 'test': 6" in done.stdout, 'two shots of the two base classes'
+    blocks = re.findall(r'```(python|bash)\n(.*?)```', section, re.S)
+    assert [language for language, _ in blocks] == ['python', 'bash'], 'the fixtures, then the suite'
+    (tmp_path / '.venv').symlink_to(Path(sys.executable).parents[1])
+    (tmp_path / 'settings.ini').write_text(f'[clipkit]\ncache_dir = {tmp_path / ".cache"}\n')
+    for language, code in blocks:
+        command = [sys.executable, '-c', code] if language == 'python' else ['bash', '-c', code]
+        done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+        assert done.returncode == 0, f'runs as written:\n{code}\n{done.stderr[-3000:]}'
+        if language == 'python':
+            assert "'train': 4, 'val': 4, 'test': 6" in done.stdout, 'two shots of the two base classes'
     assert (tmp_path / 'data' / 'benchmarks' / 'imagenet-rendition' / 'classnames.txt').is_file()
+    assert len(list((tmp_path / 'results' / 'bench').glob('*_*.json'))) == 9, 'three benchmarks, three tasks'
+    assert (tmp_path / 'results' / 'bench' / 'benchmark.png').is_file(), 'the heat map'

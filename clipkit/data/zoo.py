@@ -5,7 +5,7 @@ official sources, with the official splits, class names and prompt templates."""
 
 # %% ../../nbs/02_data.zoo.ipynb #73613a53
 from __future__ import annotations
-import json, math, random, warnings
+import json, math, random
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path

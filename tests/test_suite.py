@@ -1,0 +1,97 @@
+"""`clipkit bench` over fixture benchmarks with a world checkpoint, then `clipkit bench build`: one
+CLIP_benchmark-style file per (benchmark, task), cells already done skipped, the few-shot tasks served from
+the one extraction, and the table and heat map."""
+
+import contextlib
+import io
+import json
+import pandas as pd
+import pytest
+import torch
+from clipkit.cli import main
+from clipkit.data.world import WorldConfig
+from clipkit.data.zoo import load_benchmark, write_fixture
+from clipkit.features import extract
+from clipkit.models import create, save
+from clipkit.suite import benchmark_features, shot_rows
+from clipkit.train import TrainConfig, world_model
+
+BENCHMARKS = ['oxford_pets', 'dtd', 'eurosat']
+
+
+@pytest.fixture(scope='module')
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp('bench')
+    for name in BENCHMARKS:
+        write_fixture(name, root / 'data', per_class=(6, 4, 5))
+    model, _, _, _ = world_model(
+        'tiny-rn', WorldConfig(), TrainConfig(steps=10, batch_size=32, progress=False)
+    )
+    save(model, root / 'checkpoint')
+    return root
+
+
+def _run(argv):
+    with contextlib.redirect_stdout(io.StringIO()) as out, contextlib.redirect_stderr(io.StringIO()) as err:
+        status = main(argv)
+    return status, out.getvalue(), err.getvalue()
+
+
+def test_bench_then_build(setup):
+    runs = setup / 'runs'
+    argv = [
+        'bench',
+        '--model',
+        str(setup / 'checkpoint'),
+        '--data-root',
+        str(setup / 'data'),
+        '--out',
+        str(runs),
+    ]
+    argv += ['--benchmarks', ','.join(BENCHMARKS), '--tasks', 'zeroshot,linear_probe']
+    status, _, err = _run(argv)
+    assert status == 0, err
+    files = sorted(p.name for p in runs.glob('*.json'))
+    assert files == sorted(f'{b}_{t}.json' for b in BENCHMARKS for t in ('zeroshot', 'linear_probe'))
+    result = json.loads((runs / 'dtd_zeroshot.json').read_text())
+    assert {'dataset', 'model', 'pretrained', 'task', 'metrics', 'language'} <= set(result), (
+        "CLIP_benchmark's keys"
+    )
+    assert result['task'] == 'zeroshot_classification' and set(result['metrics']) == {
+        'acc1',
+        'acc5',
+        'mean_per_class_recall',
+    }
+    stamps = {p.name: p.stat().st_mtime_ns for p in runs.glob('*.json')}
+    assert _run(argv)[0] == 0
+    assert stamps == {p.name: p.stat().st_mtime_ns for p in runs.glob('*.json')}, 'done cells are skipped'
+    status, out, err = _run(['bench', 'build', str(runs)])
+    assert status == 0, err
+    table = pd.read_csv(runs / 'benchmark.csv')
+    assert len(table) == 3 * (3 + 3), 'three benchmarks, two tasks, three metrics each'
+    summary = pd.read_csv(runs / 'benchmark_summary.csv', index_col=0)
+    assert 'coop11 mean (3 of 11)' in summary.index and list(summary.columns) == ['linear_probe', 'zeroshot']
+    assert (runs / 'benchmark.png').stat().st_size > 0
+
+
+def test_few_shot_cells_are_rows_of_the_one_extraction(setup):
+    model, tokenizer, preprocess = create(str(setup / 'checkpoint'))
+    root = setup / 'data'
+    features = benchmark_features(model, tokenizer, preprocess, 'eurosat', root)
+    rows = shot_rows('eurosat', root, shots=2, seed=3)
+    direct = load_benchmark('eurosat', root, shots=2, seed=3)['train']
+    embedded = extract(model, direct, preprocess, tokenizer, cache=False, progress=False)
+    assert torch.allclose(features['train'].subset(rows['train']).image, embedded.image, atol=1e-5)
+    assert torch.equal(features['train'].subset(rows['train']).labels, embedded.labels)
+
+
+def test_bench_refuses_what_cannot_run(setup, tmp_path):
+    base = ['bench', '--model', str(setup / 'checkpoint'), '--data-root', str(tmp_path)]
+    status, _, err = _run(base + ['--benchmarks', 'dtd'])
+    assert status == 2 and 'dtd: expected' in err and 'split_zhou' in err, (
+        'a missing dataset: its path and layout'
+    )
+    status, _, err = _run(base + ['--benchmarks', 'dtd', '--method', 'tip'])
+    assert status == 2 and "--method: unknown 'tip'" in err and 'tip_adapter' in err
+    status, _, err = _run(['bench', '--data-root', str(tmp_path)])
+    assert status == 2 and '--model' in err
