@@ -546,13 +546,11 @@ def eval_cmd(
         m = zero_shot_eval(model, tok, task, pre, bad=bad if a.skip_bad else None, **run)
         kind = 'zeroshot_classification'
         metrics = {'acc1': m['top1'], 'acc5': m['top5'], 'mean_per_class_recall': m['mean_per_class_recall']}
-    else:  # CLIP_benchmark: image retrieval = text-to-image, text retrieval = image-to-text
-        m = retrieval_eval(model, tok, task, pre, **run)
+    else:
+        from clipkit.suite import retrieval_scores
+
+        metrics = retrieval_scores(retrieval_eval(model, tok, task, pre, **run))
         kind = 'zeroshot_retrieval'
-        metrics = {}
-        for k in (1, 5, 10):
-            metrics[f'image_retrieval_recall@{k}'] = m[f'text_to_image_R@{k}']
-            metrics[f'text_retrieval_recall@{k}'] = m[f'image_to_text_R@{k}']
     result = dict(
         dataset=a.task, model=a.model, pretrained=a.pretrained, task=kind, metrics=metrics, language='en'
     )

@@ -10,24 +10,34 @@ from pathlib import Path
 import numpy as np, pandas as pd
 from .data.zoo import BENCHMARKS, SUITES, load_benchmark
 from .features import extract, model_fingerprint
-from .eval import classification_metrics
+from .eval import classification_metrics, retrieval_eval
 from .adapt.base import ADAPTERS
 from .studies import write_json
 from .util import progress_bar
 import clipkit.adapt.feature  # noqa: F401  (registers the feature-level methods)
 
 # %% auto #0
-__all__ = ['SUITE_TASKS', 'KIND', 'SHORT', 'scores', 'benchmark_features', 'shot_rows', 'task_cell', 'run_suite', 'build_suite',
-           'plot_suite']
+__all__ = ['SUITE_TASKS', 'KIND', 'SHORT', 'MAIN_METRIC', 'applies', 'scores', 'retrieval_scores', 'benchmark_features',
+           'shot_rows', 'task_cell', 'run_suite', 'build_suite', 'plot_suite']
 
 # %% ../nbs/11_suite.ipynb #641843c5
-SUITE_TASKS = ('zeroshot', 'linear_probe', 'fewshot')
+SUITE_TASKS = ('zeroshot', 'linear_probe', 'fewshot', 'retrieval')
 KIND = {
     'zeroshot': 'zeroshot_classification',
     'linear_probe': 'linear_probe',
     'fewshot': 'fewshot_classification',
+    'retrieval': 'zeroshot_retrieval',
 }  # the suite's task -> the `task` of its result files (CLIP_benchmark's names where it has the task)
 SHORT = {kind: task for task, kind in KIND.items()}
+MAIN_METRIC = {'retrieval': 'image_retrieval_recall@5'}  # the summary's number of a task; acc1 for the others
+
+
+def applies(
+    name: str,  # a key of BENCHMARKS
+    task: str,  # one of SUITE_TASKS
+) -> bool:
+    "Whether a task can run on a benchmark: retrieval on the retrieval benchmarks, the others on the rest."
+    return (task == 'retrieval') == (BENCHMARKS[name].kind == 'retrieval')
 
 
 def scores(
@@ -37,6 +47,15 @@ def scores(
     "CLIP_benchmark's classification metrics: acc1, acc5 (None under 5 classes), mean_per_class_recall."
     m = classification_metrics(logits, labels)
     return {'acc1': m['top1'], 'acc5': m['top5'], 'mean_per_class_recall': m['mean_per_class_recall']}
+
+
+def retrieval_scores(
+    recalls: dict,  # retrieval_eval's recalls: image_to_text_R@k and text_to_image_R@k
+) -> dict:
+    "CLIP_benchmark's names: image retrieval is text-to-image, text retrieval image-to-text."
+    ks = sorted(int(key.split('@')[1]) for key in recalls if key.startswith('text_to_image_R@'))
+    image = {f'image_retrieval_recall@{k}': recalls[f'text_to_image_R@{k}'] for k in ks}
+    return image | {f'text_retrieval_recall@{k}': recalls[f'image_to_text_R@{k}'] for k in ks}
 
 # %% ../nbs/11_suite.ipynb #1bd0d147
 def benchmark_features(
@@ -108,7 +127,8 @@ def run_suite(
     templates='coop',  # the prompt templates (see load_benchmark)
     progress: bool = True,  # a bar over the cells on a terminal
 ) -> pd.DataFrame:
-    "Run every (benchmark, task) cell not already done; return the tidy table of the folder (build_suite)."
+    """Run every (benchmark, task) cell not already done (a task runs where it applies: retrieval on the
+    retrieval benchmarks); return the tidy table of the folder (build_suite)."""
     names = [b for name in benchmarks for b in SUITES.get(name, [name])]
     unknown = [n for n in names if n not in BENCHMARKS] + [t for t in tasks if t not in SUITE_TASKS]
     if unknown:
@@ -116,7 +136,9 @@ def run_suite(
     out = Path(out)
     identity = dict(model_fp=model_fingerprint(model), templates=templates)
     extra = dict(shots=shots, seeds=list(seeds), method=method)
-    cells = [(name, task) for name in names for task in tasks]
+    cells = [(name, task) for name in names for task in tasks if applies(name, task)]
+    if not cells:
+        raise ValueError(f"run_suite: none of the tasks {list(tasks)} applies to the benchmarks {names}")
     bar = progress_bar(cells, enabled=progress, desc='bench')
     features = {}
     for name, task in bar:
@@ -125,10 +147,14 @@ def run_suite(
         ident = {**identity, **(extra if task == 'fewshot' else {})}
         if file.is_file() and json.loads(file.read_text()).get('identity') == ident:
             continue
-        if name not in features:
-            features = {name: benchmark_features(model, tokenizer, preprocess, name, root, templates)}
-        shots_by_seed = {s: shot_rows(name, root, shots, s) for s in seeds} if task == 'fewshot' else None
-        metrics = task_cell(task, features[name], shots_by_seed, method)
+        if task == 'retrieval':
+            test = load_benchmark(name, root)['test']
+            metrics = retrieval_scores(retrieval_eval(model, tokenizer, test, preprocess))
+        else:
+            if name not in features:
+                features = {name: benchmark_features(model, tokenizer, preprocess, name, root, templates)}
+            shots_by_seed = {s: shot_rows(name, root, shots, s) for s in seeds} if task == 'fewshot' else None
+            metrics = task_cell(task, features[name], shots_by_seed, method)
         result = dict(dataset=name, model=model_name, pretrained=pretrained, task=KIND[task], metrics=metrics)
         write_json({**result, 'language': 'en', 'identity': ident}, file)
     return build_suite(out)[0]
@@ -138,7 +164,7 @@ def build_suite(
     folder,  # a folder of result files (searched recursively)
     figure: bool = True,  # also write the heat map
 ) -> tuple:
-    "(the tidy table, the summary of top-1 by benchmark and task with the suite means); both written as CSV."
+    "(the tidy table, the summary: top-1 (retrieval: R@5) by benchmark and task, with suite means), as CSV."
     folder = Path(folder)
     rows = []
     for file in sorted(folder.rglob('*.json')):
@@ -158,7 +184,8 @@ def build_suite(
                     )
                 )
     table = pd.DataFrame(rows, columns=['model', 'pretrained', 'benchmark', 'task', 'metric', 'value'])
-    top1 = table[table.metric == 'acc1'].pivot_table(index='benchmark', columns='task', values='value')
+    main = table.metric == table.task.map(lambda task: MAIN_METRIC.get(task, 'acc1'))
+    top1 = table[main].pivot_table(index='benchmark', columns='task', values='value')
     means = []
     for suite, members in SUITES.items():
         present = top1[top1.index.isin(members)]

@@ -65,5 +65,5 @@ def test_the_benchmark_section_runs_as_written(tmp_path):
         if language == 'python':
             assert "'train': 4, 'val': 4, 'test': 6" in done.stdout, 'two shots of the two base classes'
     assert (tmp_path / 'data' / 'benchmarks' / 'imagenet-rendition' / 'classnames.txt').is_file()
-    assert len(list((tmp_path / 'results' / 'bench').glob('*_*.json'))) == 9, 'three benchmarks, three tasks'
+    assert len(list((tmp_path / 'results' / 'bench').glob('*_*.json'))) == 10, 'three by three, and retrieval'
     assert (tmp_path / 'results' / 'bench' / 'benchmark.png').is_file(), 'the heat map'

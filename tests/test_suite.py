@@ -13,7 +13,7 @@ from clipkit.data.world import WorldConfig
 from clipkit.data.zoo import load_benchmark, write_fixture
 from clipkit.features import extract
 from clipkit.models import create, save
-from clipkit.suite import benchmark_features, shot_rows
+from clipkit.suite import benchmark_features, run_suite, shot_rows
 from clipkit.train import TrainConfig, world_model
 
 BENCHMARKS = ['oxford_pets', 'dtd', 'eurosat']
@@ -22,7 +22,7 @@ BENCHMARKS = ['oxford_pets', 'dtd', 'eurosat']
 @pytest.fixture(scope='module')
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp('bench')
-    for name in BENCHMARKS:
+    for name in BENCHMARKS + ['flickr30k']:
         write_fixture(name, root / 'data', per_class=(6, 4, 5))
     model, _, _, _ = world_model(
         'tiny-rn', WorldConfig(), TrainConfig(steps=10, batch_size=32, progress=False)
@@ -95,3 +95,24 @@ def test_bench_refuses_what_cannot_run(setup, tmp_path):
     assert status == 2 and "--method: unknown 'tip'" in err and 'tip_adapter' in err
     status, _, err = _run(['bench', '--data-root', str(tmp_path)])
     assert status == 2 and '--model' in err
+
+
+def test_retrieval_runs_where_it_applies(setup):
+    model, tokenizer, preprocess = create(str(setup / 'checkpoint'))
+    out = setup / 'retrieval'
+    table = run_suite(
+        model,
+        tokenizer,
+        preprocess,
+        ['dtd', 'flickr30k'],
+        setup / 'data',
+        out,
+        tasks=('zeroshot', 'retrieval'),
+    )
+    assert sorted(p.name for p in out.glob('*_*.json')) == ['dtd_zeroshot.json', 'flickr30k_retrieval.json']
+    result = json.loads((out / 'flickr30k_retrieval.json').read_text())
+    assert result['task'] == 'zeroshot_retrieval'
+    assert set(result['metrics']) == {
+        f'{d}_retrieval_recall@{k}' for d in ('image', 'text') for k in (1, 5, 10)
+    }
+    assert set(table.task) == {'zeroshot', 'retrieval'}

@@ -261,7 +261,10 @@ def data_root(tmp_path_factory):
     return root
 
 
-@pytest.mark.parametrize('name', sorted(BENCHMARKS))
+CLASSIFICATION = sorted(name for name, b in BENCHMARKS.items() if b.kind == 'classification')
+
+
+@pytest.mark.parametrize('name', CLASSIFICATION)
 def test_every_loader_follows_the_official_code(name, data_root):
     settings = [(0, 1, 'all'), (2, 1, 'all'), (4, 2, 'base'), (5, 3, 'new'), (16, 1, 'all')]
     for shots, seed, subsample in settings:  # 16 shots: more than a class has (Dassl keeps them all)
@@ -315,3 +318,40 @@ def test_a_listed_image_missing_on_disk_is_named_or_counted(tmp_path):
     )
     listed = {row['where'] for t in tasks.values() for row in t.meta.attrs['report']['skipped_rows']}
     assert listed == {str(p) for p in gone}, 'the report names each missing file'
+
+
+@pytest.mark.parametrize('name', ['flickr30k', 'mscoco'])
+def test_karpathy_splits(name, data_root):
+    b = BENCHMARKS[name]
+    folder = data_root / b.folder
+    dataset = json.loads((folder / b.split_file).read_text())
+    sets = load_benchmark(name, data_root)
+    for part in ('train', 'val', 'test'):
+        wanted = (
+            ['train', 'restval'] if part == 'train' else [part]
+        )  # COCO's restval trains, as Karpathy's does
+        images = [img for img in dataset['images'] if img['split'] in wanted]
+        paths = [
+            os.path.join(folder, b.image_dir, img.get('filepath', ''), img['filename']) for img in images
+        ]
+        captions = [s['raw'] for img in images for s in img['sentences']]
+        owner = [i for i, img in enumerate(images) for _ in img['sentences']]
+        assert [os.path.normpath(p) for p in sets[part].images.items] == [os.path.normpath(p) for p in paths]
+        assert sets[part].captions == captions and sets[part].caption_image.tolist() == owner
+    if name == 'mscoco':
+        assert any(img['split'] == 'restval' for img in dataset['images']), 'the fixture has restval images'
+
+
+def test_a_missing_retrieval_image_takes_its_captions_with_it(tmp_path):
+    write_fixture('flickr30k', tmp_path)
+    test = load_benchmark('flickr30k', tmp_path)['test']
+    gone = test.images.items[1]
+    os.remove(gone)
+    with pytest.raises(BadInput, match=os.path.basename(gone)):
+        load_benchmark('flickr30k', tmp_path)
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter('always')
+        kept = load_benchmark('flickr30k', tmp_path, skip_missing=True)['test']
+    assert len(kept.images) == len(test.images) - 1 and len(kept.captions) == len(test.captions) - 2
+    assert kept.caption_image.tolist() == [i for i in range(len(kept.images)) for _ in range(2)]
+    assert kept.report['skipped'] == {'missing file': 1}

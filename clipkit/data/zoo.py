@@ -10,17 +10,19 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, NamedTuple
-import numpy as np, pandas as pd
+import numpy as np, pandas as pd, torch
 from PIL import Image
 from ..config import did_you_mean
 from ..types import Task
 from .sources import BadInput, LazyImages, reader_report, attach_report
+from .world import RetrievalSet
 
 # %% auto #0
 __all__ = ['IMAGENET_TEMPLATES', 'IMAGENET_TEMPLATES_SELECT', 'BENCHMARKS', 'SUITES', 'Item', 'read_split', 'few_shot_items',
            'subsample_classes', 'class_names', 'DatasetMissing', 'Benchmark', 'need', 'read_zhou', 'read_wnid_names',
            'visible', 'read_class_folders', 'read_aircraft', 'read_imagenet', 'read_shifted', 'read_imagenet_v2',
-           'register_benchmark', 'benchmark_templates', 'present', 'load_benchmark', 'write_fixture']
+           'register_benchmark', 'read_karpathy', 'retrieval_split', 'benchmark_templates', 'present', 'load_benchmark',
+           'write_fixture']
 
 # %% ../../nbs/02_data.zoo.ipynb #5cd2293e
 IMAGENET_TEMPLATES = [
@@ -132,6 +134,9 @@ class Benchmark:
     pattern: str = ''  # an image's relative path in the real layout: {token}, {n} a running number, {part}
     val_is_test: bool = False  # ImageNet: CoOp validates on the test images
     test_only: bool = False  # a shifted variant: only a test split
+    kind: str = (
+        'classification'  # 'classification' (load_benchmark gives Tasks) or 'retrieval' (RetrievalSets)
+    )
 
 
 BENCHMARKS = {}  # name -> Benchmark
@@ -462,6 +467,59 @@ SUITES = {
     'imagenet_shifts': ['imagenetv2', 'imagenet_sketch', 'imagenet_a', 'imagenet_r'],
 }
 
+# %% ../../nbs/02_data.zoo.ipynb #6ecd79a3
+def read_karpathy(benchmark: Benchmark, folder: Path) -> dict:
+    "{'train', 'val', 'test'} -> [(image path, [captions])] from Karpathy's dataset_*.json."
+    entries = json.loads(need(benchmark, folder / benchmark.split_file).read_text())['images']
+    splits = {'train': [], 'val': [], 'test': []}
+    for entry in entries:
+        path = folder / benchmark.image_dir / entry.get('filepath', '') / entry['filename']
+        part = 'train' if entry['split'] == 'restval' else entry['split']
+        splits[part].append((str(path), [sentence['raw'] for sentence in entry['sentences']]))
+    return splits
+
+
+def retrieval_split(
+    what: str,  # who reads, for the messages
+    entries: list,  # (image path, captions) of a split
+    skip_missing: bool,  # False: raise naming the first missing image; True: drop it with its captions, count
+):
+    "A RetrievalSet of the entries whose image is on disk, and the reader's account of the missing ones."
+    missing = [(path, 'missing file') for path, _ in entries if not Path(path).is_file()]
+    report = reader_report(what, len(entries), missing, skip_missing)
+    gone = {path for path, _ in missing}
+    kept = [(path, captions) for path, captions in entries if path not in gone]
+    captions = [c for _, cs in kept for c in cs]
+    owner = torch.tensor([i for i, (_, cs) in enumerate(kept) for _ in cs], dtype=torch.long)
+    retrieval = RetrievalSet(LazyImages(path for path, _ in kept), captions, owner)
+    retrieval.report = report
+    return retrieval
+
+# %% ../../nbs/02_data.zoo.ipynb #2e162d58
+for _name, _folder, _file, _images, _site in [
+    (
+        'flickr30k',
+        'flickr30k',
+        'dataset_flickr30k.json',
+        'flickr30k-images',
+        'shannon.cs.illinois.edu (Flickr30k)',
+    ),
+    ('mscoco', 'coco', 'dataset_coco.json', '', 'cocodataset.org (train2014/, val2014/)'),
+]:
+    register_benchmark(
+        name=_name,
+        folder=_folder,
+        reader=read_karpathy,
+        template='',
+        layout=f"{_folder}/{{{_file}, {_images + '/' if _images else 'train2014/, val2014/'}}}",
+        source=f"the images come from {_site}; {_file} from Karpathy's caption_datasets.zip "
+        '(cs.stanford.edu/people/karpathy/deepimagesent)',
+        image_dir=_images,
+        split_file=_file,
+        kind='retrieval',
+    )
+SUITES['retrieval'] = ['flickr30k', 'mscoco']
+
 # %% ../../nbs/02_data.zoo.ipynb #67c3d5ce
 def benchmark_templates(
     benchmark: Benchmark,  # the benchmark
@@ -501,11 +559,18 @@ def load_benchmark(
     templates='coop',  # see benchmark_templates
     skip_missing: bool = False,  # skip and count images a split lists but the disk lacks (else raise)
 ) -> dict:
-    "{'train', 'val', 'test'} -> Task (test-only variants: {'test'}), read in the official layout."
+    """{'train', 'val', 'test'} -> Task (test-only variants: {'test'}; retrieval benchmarks: RetrievalSet),
+    read in the official layout."""
     if name not in BENCHMARKS:
         raise ValueError(f"unknown benchmark {name!r}{did_you_mean(name, BENCHMARKS)}")
     benchmark = BENCHMARKS[name]
     splits = benchmark.reader(benchmark, need(benchmark, Path(root) / benchmark.folder))
+    if benchmark.kind == 'retrieval':
+        if shots or subsample != 'all':
+            raise ValueError(f"{name}: a retrieval benchmark has no few-shot draw or base/new split")
+        return {
+            part: retrieval_split(f'{name} ({part} split)', e, skip_missing) for part, e in splits.items()
+        }
     rng = random.Random(seed)
     if shots >= 1 and not benchmark.test_only:
         splits['train'] = few_shot_items(splits['train'], shots, rng)
@@ -526,10 +591,10 @@ def load_benchmark(
     return tasks
 
 # %% ../../nbs/02_data.zoo.ipynb #e79acd50
-def _image(path: Path, label: int, n: int, size: int):
-    "A small image of a class's colour, with a little noise."
+def _image(path: Path, label: int, n: int, size: int, rgb=None):
+    "A small image of a class's colour (or of `rgb`), with a little noise."
     rng = np.random.default_rng(n)
-    colour = np.array([(97 * label) % 256, (53 * label + 90) % 256, (181 * label + 40) % 256])
+    colour = np.array(rgb or [(97 * label) % 256, (53 * label + 90) % 256, (181 * label + 40) % 256])
     pixels = np.clip(colour + rng.normal(0, 12, (size, size, 3)), 0, 255).astype(np.uint8)
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(pixels).save(path, quality=90)
@@ -549,6 +614,41 @@ def _layout(benchmark, folder, per_class, size):
                 rows[part].append((relative, label, classname))
     return rows
 
+
+_NAMED_COLOURS = {
+    'red': (220, 30, 30),
+    'green': (30, 170, 40),
+    'blue': (30, 40, 220),
+    'yellow': (230, 220, 40),
+}
+
+
+def _karpathy_fixture(benchmark, folder, per_class, size):
+    "Karpathy's dataset_*.json and its images: per_class images of each of four colours in each split."
+    coco, entries, n = benchmark.name == 'mscoco', [], 0
+    for part, count in zip(('train', 'val', 'test'), per_class):
+        for label, (colour, rgb) in enumerate(_NAMED_COLOURS.items()):
+            for _ in range(count):
+                n += 1
+                sub = ('train2014' if part == 'train' else 'val2014') if coco else ''
+                filename = f'COCO_{sub}_{n:012d}.jpg' if coco else f'{1000000 + n}.jpg'
+                _image(folder / benchmark.image_dir / sub / filename, label, n, size, rgb)
+                raw = [f'A {colour} picture, number {n}.', f'Picture {n}: mostly {colour}.']
+                sentences = [
+                    dict(raw=r, tokens=r.lower().split(), imgid=n, sentid=2 * n + k)
+                    for k, r in enumerate(raw)
+                ]
+                split = (
+                    'restval' if coco and part == 'train' and n % 2 else part
+                )  # COCO's extra training images
+                entry = dict(
+                    filename=filename, imgid=n, split=split, sentences=sentences, sentids=[2 * n, 2 * n + 1]
+                )
+                entries.append({**entry, **(dict(filepath=sub, cocoid=n) if coco else {})})
+    dataset = {'images': entries, 'dataset': 'coco' if coco else 'flickr30k'}
+    (folder / benchmark.split_file).write_text(json.dumps(dataset))
+    return folder
+
 # %% ../../nbs/02_data.zoo.ipynb #528022ad
 def write_fixture(
     name: str,  # a key of BENCHMARKS
@@ -561,6 +661,8 @@ def write_fixture(
     folder = Path(root) / benchmark.folder
     if benchmark.test_only:
         per_class = (0, 0, per_class[2])
+    if benchmark.reader is read_karpathy:
+        return _karpathy_fixture(benchmark, folder, per_class, size)
     rows = _layout(benchmark, folder, per_class, size)
     wnid_lines = ''.join(f'{wnid} {classname}\n' for wnid, classname in benchmark.fixture)
     if benchmark.reader is read_zhou:
