@@ -7,9 +7,21 @@ import os
 import random
 import warnings
 from collections import OrderedDict, defaultdict
+import numpy as np
 import pytest
+import torch
+from PIL import Image
+from clipkit.analysis.probes import hard_negative_eval
 from clipkit.data.sources import BadInput
-from clipkit.data.zoo import BENCHMARKS, DatasetMissing, load_benchmark, write_fixture
+from clipkit.data.zoo import (
+    BENCHMARKS,
+    SUGARCREPE_FILES,
+    DatasetMissing,
+    aro_accuracy,
+    load_benchmark,
+    write_fixture,
+)
+from clipkit.models import create
 
 
 # ---- the official code, transcribed: KaiyangZhou/Dassl.pytorch dassl/data/datasets/base_dataset.py,
@@ -355,3 +367,123 @@ def test_a_missing_retrieval_image_takes_its_captions_with_it(tmp_path):
     assert len(kept.images) == len(test.images) - 1 and len(kept.captions) == len(test.captions) - 2
     assert kept.caption_image.tolist() == [i for i in range(len(kept.images)) for _ in range(2)]
     assert kept.report['skipped'] == {'missing file': 1}
+
+
+# ---- compositionality: RAIVNLab/sugar-crepe main_eval.py and mertyg/vision-language-models-are-bows
+# dataset_zoo/aro_datasets.py, transcribed
+
+
+def text_retrieval(pos_text, neg_text, image, model, tokenizer, transform):  # sugar-crepe main_eval.py
+    pos_text = tokenizer(pos_text)
+    pos_text_embedding = model.encode_text(pos_text, normalize=True)
+    neg_text = tokenizer(neg_text)
+    neg_text_embedding = model.encode_text(neg_text, normalize=True)
+    image_embedding = model.encode_image(transform(image).unsqueeze(dim=0), normalize=True)
+    pos_score = pos_text_embedding @ image_embedding.t()
+    neg_score = neg_text_embedding @ image_embedding.t()
+    return 1 if pos_score.item() > neg_score.item() else 0
+
+
+def sugarcrepe_evaluate(image_root, dataset, model, tokenizer, transform):  # sugar-crepe main_eval.py
+    metrics = {}
+    for c, data_dict in dataset.items():
+        correct_cnt = 0
+        for i, data in data_dict.items():
+            image_path = os.path.join(image_root, data['filename'])
+            image = Image.open(image_path)
+            correct = text_retrieval(
+                data['caption'], data['negative_caption'], image, model, tokenizer, transform
+            )
+            correct_cnt += correct
+        count = len(data_dict)
+        metrics[c] = correct_cnt / count
+    return metrics
+
+
+def aro_case(test_case, image_dir):  # VG_Relation.__getitem__, without the transform
+    image = Image.open(os.path.join(image_dir, test_case["image_path"])).convert('RGB')
+    image = image.crop(
+        (
+            test_case["bbox_x"],
+            test_case["bbox_y"],
+            test_case["bbox_x"] + test_case["bbox_w"],
+            test_case["bbox_y"] + test_case["bbox_h"],
+        )
+    )
+    return image, [test_case["false_caption"], test_case["true_caption"]]
+
+
+def aro_evaluate(scores, kinds, min_count):  # VG_Relation / VG_Attribution.evaluate_scores
+    preds = np.argmax(np.squeeze(scores, axis=1), axis=-1)
+    correct_mask = preds == 1
+    records = {}
+    kinds = np.array(kinds)
+    for kind in np.unique(kinds):
+        mask = kinds == kind
+        if mask.sum() < max(min_count, 1):
+            continue
+        records[kind] = correct_mask[mask].mean()
+    return records
+
+
+@pytest.fixture(scope='module')
+def untrained():
+    torch.manual_seed(0)
+    model, tokenizer, preprocess = create('tiny-rn')
+    return model.eval(), tokenizer, preprocess
+
+
+def test_sugarcrepe_scores_as_the_official_loop(data_root, untrained):
+    model, tokenizer, preprocess = untrained
+    folder = data_root / 'sugarcrepe'
+    dataset = {c: json.loads((folder / f'{c}.json').read_text()) for c in SUGARCREPE_FILES}
+    with torch.no_grad():
+        official_metrics = sugarcrepe_evaluate(str(folder / 'val2017'), dataset, model, tokenizer, preprocess)
+    ours = hard_negative_eval(model, tokenizer, load_benchmark('sugarcrepe', data_root), preprocess)
+    assert dict(zip(ours.type, ours.accuracy)) == pytest.approx(official_metrics)
+    assert set(ours.n) == {len(d) for d in dataset.values()}
+
+
+@pytest.mark.parametrize(
+    'name, min_count', [('vg_relation', 0), ('vg_attribution', 0), ('vg_attribution', 25)]
+)
+def test_aro_crops_and_scores_as_the_official_code(name, min_count, data_root, untrained):
+    model, tokenizer, preprocess = untrained
+    b = BENCHMARKS[name]
+    cases = json.loads((data_root / b.folder / b.split_file).read_text())
+    images_dir = str(data_root / b.folder / b.image_dir)
+    items = load_benchmark(name, data_root)
+    scores, kinds = [], []
+    with torch.no_grad():
+        for i, case in enumerate(cases):
+            image, captions = aro_case(case, images_dir)
+            assert np.array_equal(np.asarray(items['images'][i]), np.asarray(image)), 'the crop of the box'
+            x = model.encode_image(preprocess(image)[None], normalize=True)
+            t = model.encode_text(tokenizer(captions), normalize=True)
+            scores.append((x @ t.T).numpy()[:, None, :])
+            kinds.append(case['relation_name'] if 'relation' in name else '_'.join(case['attributes']))
+    official_records = aro_evaluate(np.concatenate(scores), kinds, min_count)
+    ours = hard_negative_eval(model, tokenizer, items, preprocess)
+    kept = ours[ours.n >= min_count]
+    assert dict(zip(kept.type, kept.accuracy)) == pytest.approx(official_records)
+    if official_records:
+        assert aro_accuracy(ours, min_count) == pytest.approx(np.mean(list(official_records.values())))
+
+
+def test_winoground_items_and_a_missing_image(data_root, tmp_path):
+    lines = (data_root / 'winoground' / 'data' / 'examples.jsonl').read_text().splitlines()
+    examples = [json.loads(line) for line in lines]
+    items = load_benchmark('winoground', data_root)
+    assert items['captions0'] == [e['caption_0'] for e in examples]
+    assert [os.path.basename(p) for p in items['images1'].items] == [f"{e['image_1']}.png" for e in examples]
+    write_fixture('sugarcrepe', tmp_path)
+    gone = tmp_path / 'sugarcrepe' / 'val2017' / '000000000003.jpg'
+    gone.unlink()
+    with pytest.raises(BadInput, match=gone.name):
+        load_benchmark('sugarcrepe', tmp_path)
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter('always')
+        kept = load_benchmark('sugarcrepe', tmp_path, skip_missing=True)
+    assert kept['report']['skipped'] == {'missing file': 1}
+    assert len(kept['positives']) == len(kept['negatives']) == len(kept['images'])
+    assert sorted(kept['negatives'].item) == list(range(len(kept['images']))), 'items renumbered'

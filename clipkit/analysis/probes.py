@@ -96,12 +96,13 @@ def winoground_scores(
 def winoground_eval(
     model,  # an open_clip model
     tokenizer,  # the model's tokenizer
-    items: dict,  # the probe items (a DataFrame made by the matching builder)
+    items: dict,  # minimal_pairs items, or a real set's (clipkit.data.zoo: Winoground)
+    preprocess=None,  # the model's transform, for sets of PIL images
 ) -> dict:
     "Embed a `minimal_pairs` set with a model and score it."
     return winoground_scores(
-        image_features(model, items['images0'], progress=False),
-        image_features(model, items['images1'], progress=False),
+        image_features(model, items['images0'], preprocess, progress=False),
+        image_features(model, items['images1'], preprocess, progress=False),
         text_features(model, tokenizer, items['captions0']),
         text_features(model, tokenizer, items['captions1']),
     )
@@ -156,12 +157,13 @@ def hard_negative_scores(
 def hard_negative_eval(
     model,  # an open_clip model
     tokenizer,  # the model's tokenizer
-    items: dict,  # the probe items (a DataFrame made by the matching builder)
+    items: dict,  # hard_negatives items, or a real set's (clipkit.data.zoo: SugarCrepe, VG-Relation, ...)
+    preprocess=None,  # the model's transform, for sets of PIL images
 ) -> pd.DataFrame:
     "Embed a `hard_negatives` set with a model and score it."
     neg = items['negatives']
     return hard_negative_scores(
-        image_features(model, items['images'], progress=False),
+        image_features(model, items['images'], preprocess, progress=False),
         text_features(model, tokenizer, items['positives']),
         text_features(model, tokenizer, list(neg.caption)),
         neg['item'],

@@ -18,41 +18,105 @@ from .sources import BadInput, LazyImages, reader_report, attach_report
 from .world import RetrievalSet
 
 # %% auto #0
-__all__ = ['IMAGENET_TEMPLATES', 'IMAGENET_TEMPLATES_SELECT', 'BENCHMARKS', 'SUITES', 'Item', 'read_split', 'few_shot_items',
-           'subsample_classes', 'class_names', 'DatasetMissing', 'Benchmark', 'need', 'read_zhou', 'read_wnid_names',
-           'visible', 'read_class_folders', 'read_aircraft', 'read_imagenet', 'read_shifted', 'read_imagenet_v2',
-           'register_benchmark', 'read_karpathy', 'retrieval_split', 'benchmark_templates', 'present', 'load_benchmark',
+__all__ = ['IMAGENET_TEMPLATES', 'IMAGENET_TEMPLATES_SELECT', 'BENCHMARKS', 'SUITES', 'SUGARCREPE_FILES', 'Item', 'read_split',
+           'few_shot_items', 'subsample_classes', 'class_names', 'DatasetMissing', 'Benchmark', 'need', 'read_zhou',
+           'read_wnid_names', 'visible', 'read_class_folders', 'read_aircraft', 'read_imagenet', 'read_shifted',
+           'read_imagenet_v2', 'register_benchmark', 'read_karpathy', 'retrieval_split', 'read_sugarcrepe', 'read_aro',
+           'read_winoground', 'aro_accuracy', 'compositional_items', 'benchmark_templates', 'present', 'load_benchmark',
            'write_fixture']
 
 # %% ../../nbs/02_data.zoo.ipynb #5cd2293e
 IMAGENET_TEMPLATES = [
-    'a bad photo of a {}.', 'a photo of many {}.', 'a sculpture of a {}.', 'a photo of the hard to see {}.',
-    'a low resolution photo of the {}.', 'a rendering of a {}.', 'graffiti of a {}.',
-    'a bad photo of the {}.', 'a cropped photo of the {}.', 'a tattoo of a {}.', 'the embroidered {}.',
-    'a photo of a hard to see {}.', 'a bright photo of a {}.', 'a photo of a clean {}.',
-    'a photo of a dirty {}.', 'a dark photo of the {}.', 'a drawing of a {}.', 'a photo of my {}.',
-    'the plastic {}.', 'a photo of the cool {}.', 'a close-up photo of a {}.',
-    'a black and white photo of the {}.', 'a painting of the {}.', 'a painting of a {}.',
-    'a pixelated photo of the {}.', 'a sculpture of the {}.', 'a bright photo of the {}.',
-    'a cropped photo of a {}.', 'a plastic {}.', 'a photo of the dirty {}.',
-    'a jpeg corrupted photo of a {}.', 'a blurry photo of the {}.', 'a photo of the {}.',
-    'a good photo of the {}.', 'a rendering of the {}.', 'a {} in a video game.', 'a photo of one {}.',
-    'a doodle of a {}.', 'a close-up photo of the {}.', 'a photo of a {}.', 'the origami {}.',
-    'the {} in a video game.', 'a sketch of a {}.', 'a doodle of the {}.', 'a origami {}.',
-    'a low resolution photo of a {}.', 'the toy {}.', 'a rendition of the {}.', 'a photo of the clean {}.',
-    'a photo of a large {}.', 'a rendition of a {}.', 'a photo of a nice {}.', 'a photo of a weird {}.',
-    'a blurry photo of a {}.', 'a cartoon {}.', 'art of a {}.', 'a sketch of the {}.', 'a embroidered {}.',
-    'a pixelated photo of a {}.', 'itap of the {}.', 'a jpeg corrupted photo of the {}.',
-    'a good photo of a {}.', 'a plushie {}.', 'a photo of the nice {}.', 'a photo of the small {}.',
-    'a photo of the weird {}.', 'the cartoon {}.', 'art of the {}.', 'a drawing of the {}.',
-    'a photo of the large {}.', 'a black and white photo of a {}.', 'the plushie {}.',
-    'a dark photo of a {}.', 'itap of a {}.', 'graffiti of the {}.', 'a toy {}.', 'itap of my {}.',
-    'a photo of a cool {}.', 'a photo of a small {}.', 'a tattoo of the {}.',
-]  # fmt: skip
+    'a bad photo of a {}.',
+    'a photo of many {}.',
+    'a sculpture of a {}.',
+    'a photo of the hard to see {}.',
+    'a low resolution photo of the {}.',
+    'a rendering of a {}.',
+    'graffiti of a {}.',
+    'a bad photo of the {}.',
+    'a cropped photo of the {}.',
+    'a tattoo of a {}.',
+    'the embroidered {}.',
+    'a photo of a hard to see {}.',
+    'a bright photo of a {}.',
+    'a photo of a clean {}.',
+    'a photo of a dirty {}.',
+    'a dark photo of the {}.',
+    'a drawing of a {}.',
+    'a photo of my {}.',
+    'the plastic {}.',
+    'a photo of the cool {}.',
+    'a close-up photo of a {}.',
+    'a black and white photo of the {}.',
+    'a painting of the {}.',
+    'a painting of a {}.',
+    'a pixelated photo of the {}.',
+    'a sculpture of the {}.',
+    'a bright photo of the {}.',
+    'a cropped photo of a {}.',
+    'a plastic {}.',
+    'a photo of the dirty {}.',
+    'a jpeg corrupted photo of a {}.',
+    'a blurry photo of the {}.',
+    'a photo of the {}.',
+    'a good photo of the {}.',
+    'a rendering of the {}.',
+    'a {} in a video game.',
+    'a photo of one {}.',
+    'a doodle of a {}.',
+    'a close-up photo of the {}.',
+    'a photo of a {}.',
+    'the origami {}.',
+    'the {} in a video game.',
+    'a sketch of a {}.',
+    'a doodle of the {}.',
+    'a origami {}.',
+    'a low resolution photo of a {}.',
+    'the toy {}.',
+    'a rendition of the {}.',
+    'a photo of the clean {}.',
+    'a photo of a large {}.',
+    'a rendition of a {}.',
+    'a photo of a nice {}.',
+    'a photo of a weird {}.',
+    'a blurry photo of a {}.',
+    'a cartoon {}.',
+    'art of a {}.',
+    'a sketch of the {}.',
+    'a embroidered {}.',
+    'a pixelated photo of a {}.',
+    'itap of the {}.',
+    'a jpeg corrupted photo of the {}.',
+    'a good photo of a {}.',
+    'a plushie {}.',
+    'a photo of the nice {}.',
+    'a photo of the small {}.',
+    'a photo of the weird {}.',
+    'the cartoon {}.',
+    'art of the {}.',
+    'a drawing of the {}.',
+    'a photo of the large {}.',
+    'a black and white photo of a {}.',
+    'the plushie {}.',
+    'a dark photo of a {}.',
+    'itap of a {}.',
+    'graffiti of the {}.',
+    'a toy {}.',
+    'itap of my {}.',
+    'a photo of a cool {}.',
+    'a photo of a small {}.',
+    'a tattoo of the {}.',
+]
 IMAGENET_TEMPLATES_SELECT = [
-    'itap of a {}.', 'a bad photo of the {}.', 'a origami {}.', 'a photo of the large {}.',
-    'a {} in a video game.', 'art of the {}.', 'a photo of the small {}.',
-]  # fmt: skip
+    'itap of a {}.',
+    'a bad photo of the {}.',
+    'a origami {}.',
+    'a photo of the large {}.',
+    'a {} in a video game.',
+    'art of the {}.',
+    'a photo of the small {}.',
+]
 
 # %% ../../nbs/02_data.zoo.ipynb #01839ea7
 class Item(NamedTuple):
@@ -520,6 +584,152 @@ for _name, _folder, _file, _images, _site in [
     )
 SUITES['retrieval'] = ['flickr30k', 'mscoco']
 
+# %% ../../nbs/02_data.zoo.ipynb #8ad1b3d1
+SUGARCREPE_FILES = ('add_att', 'add_obj', 'replace_att', 'replace_obj', 'replace_rel', 'swap_att', 'swap_obj')
+
+
+def read_sugarcrepe(benchmark: Benchmark, folder: Path) -> dict:
+    "hard_negatives items: an image, its caption and its negative per case, typed by the file it is in."
+    images = need(benchmark, folder / benchmark.image_dir)
+    paths, positives, negatives = [], [], []
+    for kind in SUGARCREPE_FILES:
+        for case in json.loads(need(benchmark, folder / f'{kind}.json').read_text()).values():
+            negatives.append({'item': len(paths), 'type': kind, 'caption': case['negative_caption']})
+            paths.append(str(images / case['filename']))
+            positives.append(case['caption'])
+    return {'images': paths, 'positives': positives, 'negatives': pd.DataFrame(negatives)}
+
+
+def _crop(case):
+    "ARO's image: the file opened as RGB and cropped to the case's bounding box."
+    path, box = case
+    with Image.open(path) as image:
+        return image.convert('RGB').crop(box)
+
+
+def read_aro(benchmark: Benchmark, folder: Path) -> dict:
+    "hard_negatives items of VG-Relation or VG-Attribution: a case's cropped image and two captions."
+    cases = json.loads(need(benchmark, folder / benchmark.split_file).read_text())
+    images = need(benchmark, folder / benchmark.image_dir)
+    relation = 'relation' in benchmark.split_file
+    refs, negatives = [], []
+    for i, case in enumerate(cases):
+        x, y, w, h = (case[k] for k in ('bbox_x', 'bbox_y', 'bbox_w', 'bbox_h'))
+        refs.append((str(images / case['image_path']), (x, y, x + w, y + h)))
+        kind = case['relation_name'] if relation else f"{case['attributes'][0]}_{case['attributes'][1]}"
+        negatives.append({'item': i, 'type': kind, 'caption': case['false_caption']})
+    positives = [case['true_caption'] for case in cases]
+    return {'images': refs, 'positives': positives, 'negatives': pd.DataFrame(negatives), 'load': _crop}
+
+# %% ../../nbs/02_data.zoo.ipynb #499beee1
+def read_winoground(benchmark: Benchmark, folder: Path) -> dict:
+    "minimal_pairs items: each example's two images and two captions, with its tags."
+    lines = need(benchmark, folder / benchmark.split_file).read_text().splitlines()
+    examples = [json.loads(line) for line in lines if line.strip()]
+    images = need(benchmark, folder / benchmark.image_dir)
+    path = lambda name: str(images / f'{name}.png')
+    return {
+        'images0': [path(e['image_0']) for e in examples],
+        'images1': [path(e['image_1']) for e in examples],
+        'captions0': [e['caption_0'] for e in examples],
+        'captions1': [e['caption_1'] for e in examples],
+        'tags': pd.DataFrame([{'tag': e['tag'], 'collapsed_tag': e['collapsed_tag']} for e in examples]),
+    }
+
+
+def aro_accuracy(
+    table: pd.DataFrame,  # hard_negative_scores of an ARO set: accuracy and n per type
+    min_count: int = 0,  # keep types with at least this many cases (VG-Attribution: 25)
+) -> float:
+    "The macro accuracy over the relations (or attribute pairs) kept, as ARO reports it."
+    return float(table[table.n >= min_count].accuracy.mean())
+
+# %% ../../nbs/02_data.zoo.ipynb #e30e23e5
+for _name, _folder, _file, _images, _reader, _layout, _site in [
+    (
+        'sugarcrepe',
+        'sugarcrepe',
+        '',
+        'val2017',
+        read_sugarcrepe,
+        'sugarcrepe/{add_att.json, ..., swap_obj.json, val2017/}',
+        "the seven files of RAIVNLab/sugar-crepe's data/ folder, and COCO 2017's validation images",
+    ),
+    (
+        'vg_relation',
+        'aro',
+        'visual_genome_relation.json',
+        'images',
+        read_aro,
+        'aro/{visual_genome_relation.json, images/}',
+        "the file and vgr_vga_images.zip (unzipped to images/) from mertyg/vision-language-models-are-bows",
+    ),
+    (
+        'vg_attribution',
+        'aro',
+        'visual_genome_attribution.json',
+        'images',
+        read_aro,
+        'aro/{visual_genome_attribution.json, images/}',
+        "the file and vgr_vga_images.zip (unzipped to images/) from mertyg/vision-language-models-are-bows",
+    ),
+    (
+        'winoground',
+        'winoground',
+        'data/examples.jsonl',
+        'data/images',
+        read_winoground,
+        'winoground/{data/examples.jsonl, data/images/}',
+        "facebook/winoground on Hugging Face (data/images.zip unzipped)",
+    ),
+]:
+    register_benchmark(
+        name=_name,
+        folder=_folder,
+        reader=_reader,
+        template='',
+        layout=_layout,
+        source=_site,
+        image_dir=_images,
+        split_file=_file,
+        kind='compositionality',
+    )
+SUITES['compositionality'] = ['sugarcrepe', 'vg_relation', 'vg_attribution', 'winoground']
+
+# %% ../../nbs/02_data.zoo.ipynb #15cee6e7
+def compositional_items(
+    what: str,  # who reads, for the messages
+    items: dict,  # a compositional reader's items, the images as paths (or ARO's (path, box))
+    skip_missing: bool,  # False: raise naming the first missing image; True: drop its item, count it
+) -> dict:
+    "The items, images as LazyImages; an item whose image is missing raises, or is dropped and counted."
+    pairs = 'images0' in items
+    files = list(zip(items['images0'], items['images1'])) if pairs else [(ref,) for ref in items['images']]
+    path = lambda ref: ref[0] if isinstance(ref, tuple) else ref
+    bad = []
+    for refs in files:
+        gone = [path(ref) for ref in refs if not Path(path(ref)).is_file()]
+        if gone:
+            bad.append((gone[0], 'missing file'))
+    report = reader_report(what, len(files), bad, skip_missing)
+    dropped = {where for where, _ in bad}
+    keep = [i for i, refs in enumerate(files) if not dropped & {path(ref) for ref in refs}]
+    images = lambda refs: LazyImages([refs[i] for i in keep], items.get('load'))
+    if pairs:
+        out = {k: images(items[k]) for k in ('images0', 'images1')}
+        out |= {k: [items[k][i] for i in keep] for k in ('captions0', 'captions1')}
+        return out | {'tags': items['tags'].iloc[keep].reset_index(drop=True), 'report': report}
+    renumber = {old: new for new, old in enumerate(keep)}
+    negatives = items['negatives'][items['negatives']['item'].isin(renumber)].reset_index(drop=True)
+    negatives['item'] = negatives['item'].map(renumber)
+    positives = [items['positives'][i] for i in keep]
+    return {
+        'images': images(items['images']),
+        'positives': positives,
+        'negatives': negatives,
+        'report': report,
+    }
+
 # %% ../../nbs/02_data.zoo.ipynb #67c3d5ce
 def benchmark_templates(
     benchmark: Benchmark,  # the benchmark
@@ -560,14 +770,16 @@ def load_benchmark(
     skip_missing: bool = False,  # skip and count images a split lists but the disk lacks (else raise)
 ) -> dict:
     """{'train', 'val', 'test'} -> Task (test-only variants: {'test'}; retrieval benchmarks: RetrievalSet),
-    read in the official layout."""
+    read in the official layout; a compositionality set gives its probe items (see compositional_items)."""
     if name not in BENCHMARKS:
         raise ValueError(f"unknown benchmark {name!r}{did_you_mean(name, BENCHMARKS)}")
     benchmark = BENCHMARKS[name]
     splits = benchmark.reader(benchmark, need(benchmark, Path(root) / benchmark.folder))
+    if benchmark.kind != 'classification' and (shots or subsample != 'all'):
+        raise ValueError(f"{name}: a {benchmark.kind} benchmark has no few-shot draw or base/new split")
+    if benchmark.kind == 'compositionality':
+        return compositional_items(name, splits, skip_missing)
     if benchmark.kind == 'retrieval':
-        if shots or subsample != 'all':
-            raise ValueError(f"{name}: a retrieval benchmark has no few-shot draw or base/new split")
         return {
             part: retrieval_split(f'{name} ({part} split)', e, skip_missing) for part, e in splits.items()
         }
@@ -649,6 +861,62 @@ def _karpathy_fixture(benchmark, folder, per_class, size):
     (folder / benchmark.split_file).write_text(json.dumps(dataset))
     return folder
 
+
+def _compositional_fixture(benchmark, folder, n_items, size):
+    "SugarCrepe's seven files, ARO's cases or Winoground's examples, on images of named colours."
+    colours = list(_NAMED_COLOURS)
+    images = folder / benchmark.image_dir
+    cases = []
+    for n in range(n_items):
+        a, b = colours[n % 4], colours[(n + 1) % 4]
+        _image(images / f'{n:012d}.jpg', 0, n, size, _NAMED_COLOURS[a])
+        if benchmark.reader is read_winoground:
+            _image(images / f'ex_{n}_img_0.png', 0, n, size, _NAMED_COLOURS[a])
+            _image(images / f'ex_{n}_img_1.png', 0, n + 1, size, _NAMED_COLOURS[b])
+            cases.append(
+                dict(
+                    id=n,
+                    image_0=f'ex_{n}_img_0',
+                    image_1=f'ex_{n}_img_1',
+                    caption_0=f'a {a} picture',
+                    caption_1=f'a {b} picture',
+                    tag='Object',
+                    secondary_tag='',
+                    num_main_preds=1,
+                    collapsed_tag='Object',
+                )
+            )
+        elif benchmark.reader is read_aro:  # the left half is colour a, the right half b; the box is the left
+            pixels = np.zeros((size, 2 * size, 3), np.uint8)
+            pixels[:, :size], pixels[:, size:] = _NAMED_COLOURS[a], _NAMED_COLOURS[b]
+            Image.fromarray(pixels).save(images / f'{n:012d}.jpg', quality=90)
+            case = dict(
+                image_id=str(n),
+                image_path=f'{n:012d}.jpg',
+                bbox_x=0,
+                bbox_y=0,
+                bbox_w=size,
+                bbox_h=size,
+                true_caption=f'the {a} picture',
+                false_caption=f'the {b} picture',
+            )
+            extra = {'relation_name': ['on', 'near'][n % 2]} if 'relation' in benchmark.split_file else {}
+            cases.append({**case, **(extra or {'attributes': [a, b]})})
+        else:
+            cases.append(
+                dict(filename=f'{n:012d}.jpg', caption=f'A {a} picture.', negative_caption=f'A {b} picture.')
+            )
+    if benchmark.reader is read_sugarcrepe:
+        for k, kind in enumerate(SUGARCREPE_FILES):
+            (folder / f'{kind}.json').write_text(
+                json.dumps({str(i): c for i, c in enumerate(cases) if i % 7 == k})
+            )
+    elif benchmark.reader is read_winoground:
+        (folder / benchmark.split_file).write_text(''.join(json.dumps(c) + '\n' for c in cases))
+    else:
+        (folder / benchmark.split_file).write_text(json.dumps(cases))
+    return folder
+
 # %% ../../nbs/02_data.zoo.ipynb #528022ad
 def write_fixture(
     name: str,  # a key of BENCHMARKS
@@ -663,6 +931,9 @@ def write_fixture(
         per_class = (0, 0, per_class[2])
     if benchmark.reader is read_karpathy:
         return _karpathy_fixture(benchmark, folder, per_class, size)
+    if benchmark.kind == 'compositionality':
+        (folder / benchmark.image_dir).mkdir(parents=True, exist_ok=True)
+        return _compositional_fixture(benchmark, folder, 7 * per_class[2], size)
     rows = _layout(benchmark, folder, per_class, size)
     wnid_lines = ''.join(f'{wnid} {classname}\n' for wnid, classname in benchmark.fixture)
     if benchmark.reader is read_zhou:
