@@ -13,7 +13,7 @@ from .studies import json_safe, write_json, list_studies, run_study
 
 # %% auto #0
 __all__ = ['USER_ERRORS', 'config_flags', 'config_from_args', 'load_pairs', 'load_task', 'build_parser', 'study_cmd',
-           'refuse_no_ops', 'check_outputs', 'check_model', 'train_cmd', 'eval_cmd', 'bench_cmd', 'main']
+           'refuse_no_ops', 'check_outputs', 'check_model', 'train_cmd', 'eval_cmd', 'bench_cmd', 'embed_cmd', 'main']
 
 # %% ../nbs/12_cli.ipynb #faeba0b6
 def _value(s: str):
@@ -248,6 +248,22 @@ def _bench_parser(sub):
     be.add_argument('--device', default=None, help="'cpu', 'cuda', ...; the settings' device by default")
     return be
 
+# %% ../nbs/12_cli.ipynb #299da80d
+def _embed_parser(sub):
+    "`clipkit embed`: the image and text embeddings of WebDataset shards, a Parquet file per shard."
+    em = sub.add_parser(
+        'embed', help='embed WebDataset shards to Parquet (a file per shard)', allow_abbrev=False
+    )
+    em.add_argument('--data', required=True, help="shards: a brace pattern, e.g. 'shards/{00000..00099}.tar'")
+    em.add_argument('--model', required=True, help="open_clip name, 'name:pretrained', tiny config or folder")
+    em.add_argument('--pretrained', default=None, help='open_clip pretrained tag or weights file')
+    em.add_argument('--out', required=True, help='the folder of Parquet files')
+    em.add_argument(
+        '--batch-size', type=arg_type('int > 0', int), default=256, help='images per forward pass'
+    )
+    em.add_argument('--device', default=None, help="'cpu', 'cuda', ...; this rank's GPU under torchrun")
+    return em
+
 # %% ../nbs/12_cli.ipynb #0013be0b
 def _train_parser(sub):
     "`clipkit train`: open_clip's data flags, the run's own, and every TrainConfig field."
@@ -301,13 +317,13 @@ def _train_parser(sub):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    "The `clipkit` parser: `study list|run`, `train` (every TrainConfig field a flag), `eval`, `bench`."
+    "The `clipkit` parser: `study list|run`, `train` (a flag per TrainConfig field), `eval`, `bench`, `embed`"
     ap = _Parser(prog='clipkit', description='clipkit: a notebook-first workbench for CLIP research')
     sub = ap.add_subparsers(dest='cmd', required=True)
     study_list, study_run = _study_parser(sub)
     ap.commands = {'study list': study_list, 'study run': study_run}
     ap.commands |= {'train': _train_parser(sub), 'eval': _eval_parser(sub)}  # each command's parser, by name
-    ap.commands['bench'] = _bench_parser(sub)
+    ap.commands |= {'bench': _bench_parser(sub), 'embed': _embed_parser(sub)}
     for parser in ap.commands.values():
         parser.add_argument('--debug', action='store_true', help='show the full traceback of an error')
     return ap
@@ -634,6 +650,26 @@ def bench_cmd(
     print(f'clipkit: {len(table)} results in {a.out}; `clipkit bench build {a.out}` tabulates them')
     return 0
 
+# %% ../nbs/12_cli.ipynb #066f4034
+def embed_cmd(
+    a,  # the parsed arguments of `clipkit embed`
+) -> int:
+    "The `clipkit embed` command; under torchrun each process embeds every WORLD_SIZE-th shard from its RANK."
+    from clipkit.config import run_context
+    from clipkit.features import embed_shards
+    from clipkit.models import create
+
+    context = run_context(a.device)
+    name, pretrained = a.model, a.pretrained
+    if ':' in name and not Path(name).exists() and not name.startswith('local-dir:'):
+        name, _, pretrained = name.partition(':')
+    model, tokenizer, preprocess = create(name, pretrained=pretrained, device=context.device)
+    files = embed_shards(
+        model, tokenizer, preprocess, a.data, a.out, a.batch_size, context.rank, context.world
+    )
+    print(f'clipkit: rank {context.rank} of {context.world}: {len(files)} shards embedded in {a.out}')
+    return 0
+
 # %% ../nbs/12_cli.ipynb #0c6ddcbf
 USER_ERRORS = (
     UsageError,
@@ -673,7 +709,8 @@ def main(
         near = difflib.get_close_matches(extra[0].split('=')[0], flags, n=2)
         hint = f"; did you mean {' or '.join(near)}?" if near else ''
         parser.error(f"unrecognized arguments: {' '.join(extra)}{hint}")
-    command = {'train': train_cmd, 'eval': eval_cmd, 'bench': bench_cmd}.get(a.cmd, study_cmd)
+    commands = {'train': train_cmd, 'eval': eval_cmd, 'bench': bench_cmd, 'embed': embed_cmd}
+    command = commands.get(a.cmd, study_cmd)
     try:
         with _warnings_as_lines(prog):
             return command(a)

@@ -188,15 +188,20 @@ def pair_scores(
     cache: bool = True,  # read and write the content-keyed cache
     cache_dir=None,  # the cache's folder; the settings' cache_dir where None
     progress: bool = False,  # show a progress bar
+    preprocess=None,  # the model's transform, for Pairs of files (read_csv_pairs, read_wds_pairs)
 ) -> torch.Tensor:
     "Cosine between each pair's image and caption under `model`, cached by content."
-    key = fingerprint(model_fingerprint(model), data_fingerprint(pairs.images), list(pairs.captions))
+    transform = [] if preprocess is None else [repr(preprocess)]
+    key = fingerprint(
+        model_fingerprint(model), data_fingerprint(pairs.images), list(pairs.captions), *transform
+    )
     f = Path(cache_dir or get_settings().cache_dir) / 'features' / f'scores-{key}.safetensors'
 
     def compute():
         img = extract(
             model,
             SimpleNamespace(images=pairs.images, labels=None),
+            preprocess,
             cache=cache,
             cache_dir=cache_dir,
             progress=progress,

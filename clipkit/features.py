@@ -17,7 +17,8 @@ from .data.stream import file_batches, shard_batches
 
 # %% auto #0
 __all__ = ['FILE_KEYS', 'image_batch', 'model_fingerprint', 'data_fingerprint', 'image_features', 'stream_features',
-           'text_features', 'prompts_for', 'zero_shot_weights', 'cached_tensor', 'extract']
+           'text_features', 'prompts_for', 'zero_shot_weights', 'cached_tensor', 'extract', 'embed_shards',
+           'read_embeddings', 'embedding_scores']
 
 # %% ../nbs/05_features.ipynb #d4420989
 def _resize_crop(x: torch.Tensor, size) -> torch.Tensor:
@@ -288,3 +289,80 @@ def extract(
     if tokenizer is not None and classnames is not None and templates is not None:
         text = zero_shot_weights(model, tokenizer, classnames, templates, device=device)
     return Features(image, task.labels, classnames, text, templates, task.images, model_fp=mfp, data_fp=dfp)
+
+# %% ../nbs/05_features.ipynb #323ed34e
+def _embedding_table(keys, captions, image, text, stamp: dict):
+    "A pyarrow table of one shard's embeddings, its metadata the model's stamp."
+    import json, pyarrow as pa
+
+    column = lambda x: pa.FixedSizeListArray.from_arrays(pa.array(x.numpy().reshape(-1)), x.shape[1])
+    table = pa.table({'key': keys, 'caption': captions, 'image': column(image), 'text': column(text)})
+    return table.replace_schema_metadata({'clipkit': json.dumps(stamp)})
+
+
+def embed_shards(
+    model,  # an open_clip model
+    tokenizer,  # its tokenizer
+    preprocess,  # its image transform
+    shards,  # WebDataset shards: a brace pattern, a glob or a list (clipkit.data.stream.expand_shards)
+    out,  # the folder of Parquet files, one per shard
+    batch_size: int = 256,  # images per forward pass
+    rank: int | None = None,  # this process's share: shards i with i % world == rank (torchrun's RANK)
+    world: int | None = None,  # the number of processes (torchrun's WORLD_SIZE)
+    progress: bool = True,  # a bar over this process's shards on a terminal
+) -> list:
+    "Write (or find done) the embeddings of this process's shards; return their Parquet files."
+    import json, os, pyarrow.parquet as pq
+    from clipkit.data.sources import read_wds_pairs
+    from clipkit.data.stream import expand_shards
+
+    rank = int(os.environ.get('RANK', '0')) if rank is None else rank
+    world = int(os.environ.get('WORLD_SIZE', '1')) if world is None else world
+    files = expand_shards(shards)
+    mine = files[rank::world]
+    model_fp, written = model_fingerprint(model), []
+    for shard in progress_bar(mine, enabled=progress, desc=f'embed (rank {rank})'):
+        target = Path(out) / f'{Path(shard).name.split(".")[0]}.parquet'
+        written.append(target)
+        if target.is_file():
+            stamp = json.loads(pq.read_schema(target).metadata.get(b'clipkit', b'{}'))
+            if stamp.get('model_fp') == model_fp and stamp.get('shard') == Path(shard).name:
+                continue
+        with warnings.catch_warnings(record=True):  # the skips are counted in the file's stamp
+            warnings.simplefilter('always')
+            pairs = read_wds_pairs(shard, skip_bad=True)
+        image = image_features(model, pairs.images, preprocess, batch_size, progress=False).float()
+        text = text_features(model, tokenizer, list(pairs.captions)).float()
+        keys = [source.rsplit(':', 1)[1] for source in pairs.meta.source]
+        stamp = dict(model_fp=model_fp, shard=Path(shard).name, skipped=pairs.meta.attrs['report']['skipped'])
+        with atomic_path(target) as tmp:
+            pq.write_table(_embedding_table(keys, list(pairs.captions), image, text, stamp), tmp)
+    return written
+
+# %% ../nbs/05_features.ipynb #2b74c6c3
+def read_embeddings(
+    folder,  # embed_shards' output folder
+) -> dict:
+    "{'key', 'caption', 'shard', 'image', 'text'} of every file in the folder, in shard order."
+    import pyarrow.parquet as pq
+
+    files = sorted(Path(folder).glob('*.parquet'))
+    if not files:
+        raise FileNotFoundError(f"read_embeddings: no Parquet files in {folder}")
+    keys, captions, shards, images, texts = [], [], [], [], []
+    for f in files:
+        table = pq.read_table(f)
+        dim = table.schema.field('image').type.list_size
+        keys += table.column('key').to_pylist()
+        captions += table.column('caption').to_pylist()
+        shards += [f.stem] * table.num_rows
+        images.append(torch.tensor(table.column('image').combine_chunks().flatten().to_numpy()).view(-1, dim))
+        texts.append(torch.tensor(table.column('text').combine_chunks().flatten().to_numpy()).view(-1, dim))
+    return dict(key=keys, caption=captions, shard=shards, image=torch.cat(images), text=torch.cat(texts))
+
+
+def embedding_scores(
+    embeddings: dict,  # read_embeddings' result
+) -> torch.Tensor:
+    "The CLIP score of each pair: the cosine of its image and text embeddings."
+    return (F.normalize(embeddings['image'], dim=-1) * F.normalize(embeddings['text'], dim=-1)).sum(1)
