@@ -583,6 +583,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                   'clipkit.data.zoo.read_imagenet': ('data.zoo.html#read_imagenet', 'clipkit/data/zoo.py'),
                                   'clipkit.data.zoo.read_imagenet_v2': ('data.zoo.html#read_imagenet_v2', 'clipkit/data/zoo.py'),
                                   'clipkit.data.zoo.read_karpathy': ('data.zoo.html#read_karpathy', 'clipkit/data/zoo.py'),
+                                  'clipkit.data.zoo.read_mmvp': ('data.zoo.html#read_mmvp', 'clipkit/data/zoo.py'),
                                   'clipkit.data.zoo.read_shifted': ('data.zoo.html#read_shifted', 'clipkit/data/zoo.py'),
                                   'clipkit.data.zoo.read_split': ('data.zoo.html#read_split', 'clipkit/data/zoo.py'),
                                   'clipkit.data.zoo.read_sugarcrepe': ('data.zoo.html#read_sugarcrepe', 'clipkit/data/zoo.py'),

@@ -1,6 +1,7 @@
 """The benchmark zoo against a line-by-line transcription of CoOp's readers and Dassl's split rules, on every
 benchmark's fixture in its official layout; and the messages a missing or mis-laid dataset gives."""
 
+import csv
 import json
 import math
 import os
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from clipkit.analysis.probes import hard_negative_eval
+from clipkit.analysis.probes import hard_negative_eval, winoground_eval
 from clipkit.data.sources import BadInput
 from clipkit.data.zoo import (
     BENCHMARKS,
@@ -487,3 +488,75 @@ def test_winoground_items_and_a_missing_image(data_root, tmp_path):
     assert kept['report']['skipped'] == {'missing file': 1}
     assert len(kept['positives']) == len(kept['negatives']) == len(kept['images'])
     assert sorted(kept['negatives'].item) == list(range(len(kept['images']))), 'items renumbered'
+
+
+def mmvp_benchmark_model(model, tokenizer, preprocess, benchmark_dir):  # tsb0601/MMVP scripts/evaluate_vlm.py
+    image_dir = os.path.join(benchmark_dir, 'MLLM_VLM Images')
+    csv_file = os.path.join(benchmark_dir, 'Questions.csv')
+    categories = [
+        'Orientation and Direction', 'Presence of Specific Features',
+        'State and Condition', 'Quantity and Count',
+        'Positional and Relational Context', 'Color and Appearance',
+        'Structural Characteristics', 'Texts',
+        'Viewpoint and Perspective'
+    ]  # fmt: skip
+    pair_accuracies = {category: 0 for category in categories}
+    num_pairs = 0
+    with open(csv_file, 'r') as f:
+        reader = csv.reader(f)
+        next(reader)  # skip header
+        for i, row in enumerate(reader):
+            qid1, qtype1, statement1 = row
+            row = next(reader, None)
+            if not row:
+                break
+            qid2, qtype2, statement2 = row
+            qid1, qid2 = int(qid1), int(qid2)
+            img1 = Image.open(os.path.join(image_dir, qtype1, f'{qid1}.jpg'))
+            img2 = Image.open(os.path.join(image_dir, qtype1, f'{qid2}.jpg'))
+            text1 = 'a photo of ' + statement1
+            text2 = 'a photo of ' + statement2
+            text1 = tokenizer([text1])
+            text2 = tokenizer([text2])
+            img1 = preprocess(img1).unsqueeze(0)
+            img2 = preprocess(img2).unsqueeze(0)
+            imgs = torch.cat((img1, img2), dim=0)
+            with (
+                torch.no_grad()
+            ):  # open_clip's model(images, text) gives the features; CLIP's logits from them
+                image_features = model.encode_image(imgs, normalize=True)
+                logits_per_text1 = (
+                    model.logit_scale.exp() * model.encode_text(text1, normalize=True) @ image_features.T
+                )
+                logits_per_text2 = (
+                    model.logit_scale.exp() * model.encode_text(text2, normalize=True) @ image_features.T
+                )
+                probs1 = logits_per_text1.softmax(dim=-1).cpu().numpy()
+                probs2 = logits_per_text2.softmax(dim=-1).cpu().numpy()
+            img1_score1 = probs1[0][0]
+            img1_score2 = probs2[0][0]
+            pred1 = "img1" if img1_score1 > 0.5 else "img2"
+            pred2 = "img1" if img1_score2 > 0.5 else "img2"
+            gt1 = "img1" if qid1 % 2 == 1 else "img2"
+            gt2 = "img1" if qid2 % 2 == 1 else "img2"
+            current_category = categories[num_pairs // 15]
+            if pred1 == gt1 and pred2 == gt2:
+                pair_accuracies[current_category] += 1
+            num_pairs += 1
+    for category in pair_accuracies:
+        pair_accuracies[category] = (pair_accuracies[category] / (num_pairs // len(categories))) * 100
+    return pair_accuracies, num_pairs // len(categories)
+
+
+def test_mmvp_scores_as_the_official_script(data_root, untrained):
+    model, tokenizer, preprocess = untrained
+    official_pct, per_category = mmvp_benchmark_model(
+        model, tokenizer, preprocess, str(data_root / 'mmvp_vlm')
+    )
+    items = load_benchmark('mmvp_vlm', data_root)
+    with torch.no_grad():
+        ours = winoground_eval(model, tokenizer, items, preprocess, groups=items['tags'].category)['by_group']
+    right = (ours.image * ours.n).round().astype(int).to_dict()
+    official_right = {c: round(p * per_category / 100) for c, p in official_pct.items() if c in right}
+    assert right == official_right, 'the same pairs right, in the same categories'
+    assert sum(official_pct.values()) * per_category / 100 == pytest.approx(sum(right.values()))

@@ -70,6 +70,7 @@ def winoground_scores(
     i1,  # second image embeddings
     c0,  # first caption embeddings
     c1,  # second caption embeddings
+    groups=None,  # a label per item (Winoground's tags, MMVP's categories): the scores per label, 'by_group'
 ) -> dict:
     """Text, image and group scores (and chance) from normalised embeddings of the two images and two captions
     per item."""
@@ -82,7 +83,7 @@ def winoground_scores(
     )  # s_ci: caption c, image i
     text = (s00 > s10) & (s11 > s01)
     image = (s00 > s01) & (s11 > s10)
-    return {
+    out = {
         'text': text.float().mean().item(),
         'image': image.float().mean().item(),
         'group': (text & image).float().mean().item(),
@@ -91,6 +92,12 @@ def winoground_scores(
         'chance_group': 1 / 6,
         'n': len(i0),
     }
+    if groups is not None:
+        wins = pd.DataFrame({'label': list(groups), 'text': text.numpy(), 'image': image.numpy()})
+        wins['group'] = wins.text & wins.image
+        scores = {k: (k, 'mean') for k in ('text', 'image', 'group')}
+        out['by_group'] = wins.groupby('label', sort=False).agg(**scores, n=('text', 'size'))
+    return out
 
 
 def winoground_eval(
@@ -98,6 +105,7 @@ def winoground_eval(
     tokenizer,  # the model's tokenizer
     items: dict,  # minimal_pairs items, or a real set's (clipkit.data.zoo: Winoground)
     preprocess=None,  # the model's transform, for sets of PIL images
+    groups=None,  # a label per item: the scores per label too (see winoground_scores)
 ) -> dict:
     "Embed a `minimal_pairs` set with a model and score it."
     return winoground_scores(
@@ -105,6 +113,7 @@ def winoground_eval(
         image_features(model, items['images1'], preprocess, progress=False),
         text_features(model, tokenizer, items['captions0']),
         text_features(model, tokenizer, items['captions1']),
+        groups,
     )
 
 # %% ../../nbs/10_analysis.probes.ipynb #07181fe9

@@ -18,12 +18,12 @@ from .sources import BadInput, LazyImages, reader_report, attach_report
 from .world import RetrievalSet
 
 # %% auto #0
-__all__ = ['IMAGENET_TEMPLATES', 'IMAGENET_TEMPLATES_SELECT', 'BENCHMARKS', 'SUITES', 'SUGARCREPE_FILES', 'Item', 'read_split',
-           'few_shot_items', 'subsample_classes', 'class_names', 'DatasetMissing', 'Benchmark', 'need', 'read_zhou',
-           'read_wnid_names', 'visible', 'read_class_folders', 'read_aircraft', 'read_imagenet', 'read_shifted',
-           'read_imagenet_v2', 'register_benchmark', 'read_karpathy', 'retrieval_split', 'read_sugarcrepe', 'read_aro',
-           'read_winoground', 'aro_accuracy', 'compositional_items', 'benchmark_templates', 'present', 'load_benchmark',
-           'write_fixture']
+__all__ = ['IMAGENET_TEMPLATES', 'IMAGENET_TEMPLATES_SELECT', 'BENCHMARKS', 'SUITES', 'SUGARCREPE_FILES', 'MMVP_CATEGORIES',
+           'Item', 'read_split', 'few_shot_items', 'subsample_classes', 'class_names', 'DatasetMissing', 'Benchmark',
+           'need', 'read_zhou', 'read_wnid_names', 'visible', 'read_class_folders', 'read_aircraft', 'read_imagenet',
+           'read_shifted', 'read_imagenet_v2', 'register_benchmark', 'read_karpathy', 'retrieval_split',
+           'read_sugarcrepe', 'read_aro', 'read_winoground', 'aro_accuracy', 'read_mmvp', 'compositional_items',
+           'benchmark_templates', 'present', 'load_benchmark', 'write_fixture']
 
 # %% ../../nbs/02_data.zoo.ipynb #5cd2293e
 IMAGENET_TEMPLATES = [
@@ -696,6 +696,59 @@ for _name, _folder, _file, _images, _reader, _layout, _site in [
     )
 SUITES['compositionality'] = ['sugarcrepe', 'vg_relation', 'vg_attribution', 'winoground']
 
+# %% ../../nbs/02_data.zoo.ipynb #eb0fa46e
+MMVP_CATEGORIES = (
+    'Orientation and Direction',
+    'Presence of Specific Features',
+    'State and Condition',
+    'Quantity and Count',
+    'Positional and Relational Context',
+    'Color and Appearance',
+    'Structural Characteristics',
+    'Texts',
+    'Viewpoint and Perspective',
+)
+
+
+def read_mmvp(benchmark: Benchmark, folder: Path) -> dict:
+    "minimal_pairs items of MMVP-VLM: a pair's two images (the first statement's own first), two statements."
+    import csv
+
+    with open(need(benchmark, folder / benchmark.split_file), newline='') as f:
+        rows = list(csv.reader(f))[1:]
+    images = need(benchmark, folder / benchmark.image_dir)
+    items = {'images0': [], 'images1': [], 'captions0': [], 'captions1': [], 'tags': []}
+    for pair, (first, second) in enumerate(zip(rows[0::2], rows[1::2])):
+        (qid1, qtype, statement1), (qid2, _, statement2) = first, second
+        if int(qid1) % 2 == int(qid2) % 2:
+            raise BadInput(
+                f"{benchmark.split_file}: rows {qid1} and {qid2}: a pair needs one odd and one even qid"
+            )
+        paths = [str(images / qtype / f'{int(qid)}.jpg') for qid in (qid1, qid2)]
+        if int(qid1) % 2 == 0:  # the truth is the first image for an odd qid: put each statement's own first
+            paths.reverse()
+        items['images0'].append(paths[0])
+        items['images1'].append(paths[1])
+        items['captions0'].append('a photo of ' + statement1)
+        items['captions1'].append('a photo of ' + statement2)
+        category = MMVP_CATEGORIES[min(pair // 15, 8)]  # past the official 135 pairs: the last category
+        items['tags'].append({'category': category, 'type': qtype})
+    return {**items, 'tags': pd.DataFrame(items['tags'])}
+
+
+register_benchmark(
+    name='mmvp_vlm',
+    folder='mmvp_vlm',
+    reader=read_mmvp,
+    template='',
+    image_dir='MLLM_VLM Images',
+    split_file='Questions.csv',
+    layout="mmvp_vlm/{Questions.csv, MLLM_VLM Images/<type>/<qid>.jpg}",
+    source='the files of MMVP/MMVP_VLM on Hugging Face (tsb0601/MMVP)',
+    kind='compositionality',
+)
+SUITES['compositionality'].append('mmvp_vlm')
+
 # %% ../../nbs/02_data.zoo.ipynb #15cee6e7
 def compositional_items(
     what: str,  # who reads, for the messages
@@ -870,7 +923,11 @@ def _compositional_fixture(benchmark, folder, n_items, size):
     for n in range(n_items):
         a, b = colours[n % 4], colours[(n + 1) % 4]
         _image(images / f'{n:012d}.jpg', 0, n, size, _NAMED_COLOURS[a])
-        if benchmark.reader is read_winoground:
+        if benchmark.reader is read_mmvp:  # odd qid: colour a, even: colour b, in a folder of the pair's type
+            for qid, colour in ((2 * n + 1, a), (2 * n + 2, b)):
+                _image(images / 'Color and Appearance' / f'{qid}.jpg', 0, qid, size, _NAMED_COLOURS[colour])
+                cases.append([qid, 'Color and Appearance', f'a mostly {colour} picture'])
+        elif benchmark.reader is read_winoground:
             _image(images / f'ex_{n}_img_0.png', 0, n, size, _NAMED_COLOURS[a])
             _image(images / f'ex_{n}_img_1.png', 0, n + 1, size, _NAMED_COLOURS[b])
             cases.append(
@@ -913,6 +970,9 @@ def _compositional_fixture(benchmark, folder, n_items, size):
             )
     elif benchmark.reader is read_winoground:
         (folder / benchmark.split_file).write_text(''.join(json.dumps(c) + '\n' for c in cases))
+    elif benchmark.reader is read_mmvp:
+        rows = [['Question ID', 'Type', 'Statement']] + cases
+        (folder / benchmark.split_file).write_text(''.join(','.join(map(str, row)) + '\n' for row in rows))
     else:
         (folder / benchmark.split_file).write_text(json.dumps(cases))
     return folder
