@@ -586,7 +586,7 @@ def eval_cmd(
 # %% ../nbs/12_cli.ipynb #e3f172fe
 def _bench_lists(a) -> tuple:
     "(benchmarks, tasks, seeds) of `clipkit bench`'s flags, each name checked."
-    from clipkit.data.zoo import BENCHMARKS, SUITES
+    from clipkit.data.zoo import BENCHMARKS, OWN_LAYOUTS, SUITES
     from clipkit.suite import SUITE_TASKS
     from clipkit.adapt.base import ADAPTERS
 
@@ -597,7 +597,7 @@ def _bench_lists(a) -> tuple:
         ('--method', [a.method], ADAPTERS),
     ):
         for name in names:
-            if name not in known:
+            if name not in known and not (flag == '--benchmarks' and name.partition(':')[0] in OWN_LAYOUTS):
                 raise UsageError(f"{flag}: unknown {name!r}{did_you_mean(name, known)}")
     if not all(seed.isdigit() for seed in split(a.seeds)):
         raise UsageError(f"--seeds: expected comma-separated integers, got {a.seeds!r}")

@@ -8,8 +8,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 import numpy as np, pandas as pd
-from .data.zoo import BENCHMARKS, SUITES, load_benchmark
-from .features import extract, model_fingerprint
+from .data.zoo import BENCHMARKS, OWN_LAYOUTS, SUITES, benchmark_kind, load_benchmark
+from .features import extract, model_fingerprint, stream_features, zero_shot_weights
+from .types import Features
 from .eval import classification_metrics, retrieval_eval
 from .adapt.base import ADAPTERS
 from .studies import write_json
@@ -33,11 +34,15 @@ MAIN_METRIC = {'retrieval': 'image_retrieval_recall@5'}  # the summary's number 
 
 
 def applies(
-    name: str,  # a key of BENCHMARKS
+    name: str,  # a key of BENCHMARKS, or 'wds:NAME' / 'folder:NAME'
     task: str,  # one of SUITE_TASKS
 ) -> bool:
-    "Whether a task can run on a benchmark: retrieval on the retrieval benchmarks, the others on the rest."
-    return (task == 'retrieval') == (BENCHMARKS[name].kind == 'retrieval')
+    """Whether a task can run on a benchmark: retrieval on the retrieval benchmarks, the others on the
+    classification sets (few-shot on the zoo's: a set named by its layout has no validation split)."""
+    kind = benchmark_kind(name)
+    if task == 'fewshot' and name.partition(':')[0] in OWN_LAYOUTS:
+        return False
+    return kind == 'retrieval' if task == 'retrieval' else kind == 'classification'
 
 
 def scores(
@@ -69,10 +74,18 @@ def benchmark_features(
 ) -> dict:
     "Features of each split of a benchmark, from the cache where they are there: {'train', 'val', 'test'}."
     tasks = load_benchmark(name, root, templates=templates)
-    embed = lambda task: extract(
-        model, task, preprocess, tokenizer, batch_size, progress=False, file_key='stat'
-    )
-    return {part: embed(task) for part, task in tasks.items()}
+    return {
+        part: _embed_split(model, tokenizer, preprocess, task, batch_size) for part, task in tasks.items()
+    }
+
+
+def _embed_split(model, tokenizer, preprocess, task, batch_size):
+    "Features of a Task (through the cache) or of a ShardTask (streamed once)."
+    if not hasattr(task, 'shards'):
+        return extract(model, task, preprocess, tokenizer, batch_size, progress=False, file_key='stat')
+    image, labels, _ = stream_features(model, task, preprocess, batch_size, progress=False)
+    text = zero_shot_weights(model, tokenizer, task.classnames, task.templates)
+    return Features(image, labels, list(task.classnames), text, task.templates)
 
 # %% ../nbs/11_suite.ipynb #04ee5a8d
 def shot_rows(
@@ -98,9 +111,9 @@ def task_cell(
     method: str = 'tip_adapter',  # fewshot: the adaptation method (a key of ADAPTERS)
 ) -> dict:
     "The metrics of one task, from the benchmark's features (fewshot: the seeds' mean, and each seed's)."
-    train, val, test = features['train'], features['val'], features['test']
-    if task == 'zeroshot':
-        return scores(ADAPTERS['zero_shot']().fit(train).logits(test), test.labels)
+    train, val, test = features.get('train'), features.get('val'), features['test']
+    if task == 'zeroshot':  # nothing is fitted: the test split's own text weights score it
+        return scores(ADAPTERS['zero_shot']().fit(test).logits(test), test.labels)
     if task == 'linear_probe':
         return scores(ADAPTERS['linear_probe'](seed=0).fit(train, val).logits(test), test.labels)
     per_seed = {}
@@ -130,7 +143,10 @@ def run_suite(
     """Run every (benchmark, task) cell not already done (a task runs where it applies: retrieval on the
     retrieval benchmarks); return the tidy table of the folder (build_suite)."""
     names = [b for name in benchmarks for b in SUITES.get(name, [name])]
-    unknown = [n for n in names if n not in BENCHMARKS] + [t for t in tasks if t not in SUITE_TASKS]
+    own = lambda n: n.partition(':')[0] in OWN_LAYOUTS
+    unknown = [n for n in names if n not in BENCHMARKS and not own(n)] + [
+        t for t in tasks if t not in SUITE_TASKS
+    ]
     if unknown:
         raise ValueError(f"run_suite: unknown benchmarks or tasks {unknown}; tasks are {list(SUITE_TASKS)}")
     out = Path(out)
@@ -143,7 +159,7 @@ def run_suite(
     features = {}
     for name, task in bar:
         bar.set_postfix_str(f'{name} {task}')
-        file = out / f'{name}_{task}.json'
+        file = out / f"{name.replace(':', '-')}_{task}.json"
         ident = {**identity, **(extra if task == 'fewshot' else {})}
         if file.is_file() and json.loads(file.read_text()).get('identity') == ident:
             continue

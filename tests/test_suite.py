@@ -116,3 +116,35 @@ def test_retrieval_runs_where_it_applies(setup):
         f'{d}_retrieval_recall@{k}' for d in ('image', 'text') for k in (1, 5, 10)
     }
     assert set(table.task) == {'zeroshot', 'retrieval'}
+
+
+def test_own_sets_by_their_layout(setup, tmp_path):
+    from clipkit.data.world import WorldConfig, export_clip_benchmark, to_pil, world_tasks
+
+    world = WorldConfig(shapes=('circle', 'square', 'star'), holdout=())
+    for split, seed in (('train', 1), ('test', 2)):
+        task = world_tasks(world, n_per_class=4, seed=seed, names=['shape'])['shape']
+        export_clip_benchmark(task, tmp_path / 'shapes', split=split)
+        for i, (image, label) in enumerate(zip(task.images, task.labels.tolist())):
+            folder = tmp_path / 'pictures' / split / task.classnames[label]
+            folder.mkdir(parents=True, exist_ok=True)
+            to_pil(image).save(folder / f'{i}.png')
+    model, tokenizer, preprocess = create(str(setup / 'checkpoint'))
+    out = tmp_path / 'runs'
+    table = run_suite(
+        model,
+        tokenizer,
+        preprocess,
+        ['wds:shapes', 'folder:pictures'],
+        tmp_path,
+        out,
+        tasks=('zeroshot', 'linear_probe', 'fewshot'),
+    )
+    files = sorted(p.name for p in out.glob('*_*.json'))
+    assert files == [
+        f'{n}_{t}.json' for n in ('folder-pictures', 'wds-shapes') for t in ('linear_probe', 'zeroshot')
+    ]
+    by = table[table.metric == 'acc1'].set_index(['benchmark', 'task']).value
+    assert by['wds:shapes', 'zeroshot'] == pytest.approx(by['folder:pictures', 'zeroshot'], abs=0.1), (
+        'same images'
+    )

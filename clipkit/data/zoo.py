@@ -19,11 +19,12 @@ from .world import RetrievalSet
 
 # %% auto #0
 __all__ = ['IMAGENET_TEMPLATES', 'IMAGENET_TEMPLATES_SELECT', 'BENCHMARKS', 'SUITES', 'SUGARCREPE_FILES', 'MMVP_CATEGORIES',
-           'Item', 'read_split', 'few_shot_items', 'subsample_classes', 'class_names', 'DatasetMissing', 'Benchmark',
-           'need', 'read_zhou', 'read_wnid_names', 'visible', 'read_class_folders', 'read_aircraft', 'read_imagenet',
-           'read_shifted', 'read_imagenet_v2', 'register_benchmark', 'read_karpathy', 'retrieval_split',
-           'read_sugarcrepe', 'read_aro', 'read_winoground', 'aro_accuracy', 'read_mmvp', 'compositional_items',
-           'benchmark_templates', 'present', 'load_benchmark', 'write_fixture']
+           'OWN_LAYOUTS', 'Item', 'read_split', 'few_shot_items', 'subsample_classes', 'class_names', 'DatasetMissing',
+           'Benchmark', 'need', 'read_zhou', 'read_wnid_names', 'visible', 'read_class_folders', 'read_aircraft',
+           'read_imagenet', 'read_shifted', 'read_imagenet_v2', 'register_benchmark', 'read_karpathy',
+           'retrieval_split', 'read_sugarcrepe', 'read_aro', 'read_winoground', 'aro_accuracy', 'read_mmvp',
+           'compositional_items', 'benchmark_templates', 'present', 'load_benchmark', 'benchmark_kind', 'load_own',
+           'write_fixture']
 
 # %% ../../nbs/02_data.zoo.ipynb #5cd2293e
 IMAGENET_TEMPLATES = [
@@ -824,8 +825,14 @@ def load_benchmark(
 ) -> dict:
     """{'train', 'val', 'test'} -> Task (test-only variants: {'test'}; retrieval benchmarks: RetrievalSet),
     read in the official layout; a compositionality set gives its probe items (see compositional_items)."""
+    if name.partition(':')[0] in OWN_LAYOUTS:
+        if shots or subsample != 'all':
+            raise ValueError(f"{name}: a set named by its layout has no few-shot draw or base/new split")
+        return load_own(name, root)
     if name not in BENCHMARKS:
-        raise ValueError(f"unknown benchmark {name!r}{did_you_mean(name, BENCHMARKS)}")
+        raise ValueError(
+            f"unknown benchmark {name!r}{did_you_mean(name, BENCHMARKS)}; or wds:NAME, folder:NAME"
+        )
     benchmark = BENCHMARKS[name]
     splits = benchmark.reader(benchmark, need(benchmark, Path(root) / benchmark.folder))
     if benchmark.kind != 'classification' and (shots or subsample != 'all'):
@@ -854,6 +861,42 @@ def load_benchmark(
         images, labels = LazyImages(meta.filepath), [item.label for item in kept]
         tasks[part] = Task(f'{name}/{part}', images, labels, names, prompts, attach_report(meta, report))
     return tasks
+
+# %% ../../nbs/02_data.zoo.ipynb #9910e742
+OWN_LAYOUTS = ('wds', 'folder')  # the prefixes of a set named by its layout
+
+
+def benchmark_kind(
+    name: str,  # a key of BENCHMARKS, or 'wds:NAME' / 'folder:NAME'
+) -> str:
+    "'classification', 'retrieval' or 'compositionality'; a set named by its layout is a classification set."
+    layout, sep, _ = name.partition(':')
+    if sep and layout in OWN_LAYOUTS:
+        return 'classification'
+    if name not in BENCHMARKS:
+        raise ValueError(
+            f"unknown benchmark {name!r}{did_you_mean(name, BENCHMARKS)}; or wds:NAME, folder:NAME"
+        )
+    return BENCHMARKS[name].kind
+
+
+def load_own(
+    name: str,  # 'wds:NAME' or 'folder:NAME'
+    root,  # the data root
+) -> dict:
+    "The splits ('train', 'test') of a set named by its layout: ShardTasks (wds) or Tasks (folder)."
+    from clipkit.data.sources import image_folder_task
+    from clipkit.data.stream import clip_benchmark_task
+
+    layout, _, dataset = name.partition(':')
+    folder = Path(root) / dataset
+    expected = 'classnames.txt, test/' if layout == 'wds' else 'train/, test/'
+    if not (folder / 'test').is_dir():
+        raise DatasetMissing(f"{name}: expected {folder / 'test'}; the layout is {dataset}/{{{expected}}}")
+    splits = [part for part in ('train', 'test') if (folder / part).is_dir()]
+    if layout == 'wds':
+        return {part: clip_benchmark_task(folder, part, name=f'{dataset}/{part}') for part in splits}
+    return {part: image_folder_task(folder / part, name=f'{dataset}/{part}') for part in splits}
 
 # %% ../../nbs/02_data.zoo.ipynb #e79acd50
 def _image(path: Path, label: int, n: int, size: int, rgb=None):
