@@ -39,6 +39,7 @@ def _embed(root, out, rank=None, world=None):
     return subprocess.Popen([sys.executable, '-c', CLI, *argv], env=env, stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow  # three fresh processes, each loading torch: about 30 s
 def test_two_processes_write_what_one_writes(setup):
     one = _embed(setup, setup / 'one')
     assert one.wait() == 0, one.stderr.read()
