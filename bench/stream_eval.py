@@ -30,7 +30,7 @@ BENCH_CFG = dict(
 )
 
 
-def _accuracy(output, target, topk=(1,)):
+def peer_accuracy(output, target, topk=(1,)):
     "CLIP_benchmark's `accuracy`, with `.item()` where its `float(array)` fails under numpy 2."
     pred = output.topk(max(topk), 1, True, True)[1].t()
     correct = pred.eq(target.view(1, -1).expand_as(pred))
@@ -42,7 +42,9 @@ def run_clip_benchmark(model, tok, pre, root, args) -> tuple:
     from clip_benchmark.datasets.builder import build_wds_dataset
     from clip_benchmark.metrics import zeroshot_classification
 
-    zeroshot_classification.accuracy = _accuracy  # only the final count; the timed loop is CLIP_benchmark's
+    zeroshot_classification.accuracy = (
+        peer_accuracy  # only the final count; the timed loop is CLIP_benchmark's
+    )
 
     dataset = build_wds_dataset('bench', transform=pre, split='test', data_dir=str(root))
     loader = torch.utils.data.DataLoader(

@@ -720,6 +720,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                  'clipkit.studies.write_json': ('studies.html#write_json', 'clipkit/studies.py'),
                                  'clipkit.studies.write_results': ('studies.html#write_results', 'clipkit/studies.py')},
             'clipkit.suite': { 'clipkit.suite._embed_split': ('suite.html#_embed_split', 'clipkit/suite.py'),
+                               'clipkit.suite._read_identity': ('suite.html#_read_identity', 'clipkit/suite.py'),
                                'clipkit.suite.applies': ('suite.html#applies', 'clipkit/suite.py'),
                                'clipkit.suite.benchmark_features': ('suite.html#benchmark_features', 'clipkit/suite.py'),
                                'clipkit.suite.build_suite': ('suite.html#build_suite', 'clipkit/suite.py'),

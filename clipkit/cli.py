@@ -245,6 +245,12 @@ def _bench_parser(sub):
     be.add_argument('--method', default='tip_adapter', help='few-shot: the adaptation method')
     be.add_argument('--templates', default='coop', help="'coop', 'imagenet80' or 'imagenet_select'")
     be.add_argument('--out', default='results/bench', help='the folder of result files')
+    be.add_argument(
+        '--batch-size', type=arg_type('int > 0', int), default=256, help='images per forward pass'
+    )
+    be.add_argument(
+        '--workers', type=arg_type('int >= 0', int), default=2, help='DataLoader workers decoding'
+    )
     be.add_argument('--device', default=None, help="'cpu', 'cuda', ...; the settings' device by default")
     return be
 
@@ -636,6 +642,7 @@ def bench_cmd(
         name, _, pretrained = name.partition(':')  # open_clip's 'ViT-B-32:laion2b_s34b_b79k'
     model, tokenizer, preprocess = create(name, pretrained=pretrained, device=a.device)
     run = dict(tasks=tasks, model_name=name, pretrained=pretrained, shots=a.shots, seeds=seeds)
+    run |= dict(workers=a.workers, batch_size=a.batch_size)
     table = run_suite(
         model,
         tokenizer,

@@ -124,13 +124,11 @@ def zero_shot_eval(
         if not len(img):
             raise UsageError(f"zero_shot_eval: task {task.name!r} has no readable images")
         return classification_metrics(img @ W.T, labels)
-    img = (
-        extract(model, task, preprocess, batch_size, device=device, cache_dir=cache_dir, progress=False).image
-        if cache
-        else image_features(
-            model, task.images, preprocess, batch_size, device=device, progress=False, workers=workers
-        )
-    )
+    options = dict(device=device, progress=False, workers=workers)
+    if cache:  # the features of the task's images, keyed by their content
+        img = extract(model, task, preprocess, batch_size=batch_size, cache_dir=cache_dir, **options).image
+    else:
+        img = image_features(model, task.images, preprocess, batch_size, **options)
     return classification_metrics(img @ W.T, task.labels)
 
 # %% ../nbs/07_eval.ipynb #deaa38f1
@@ -186,7 +184,7 @@ def retrieval_eval(
     data,  # a RetrievalSet (images, captions, caption_image) or a ShardRetrieval (streamed)
     preprocess=None,  # the model's transform (needed for shards and PIL images)
     device=None,  # the model's device where None; another device is refused
-    workers: int = 0,  # DataLoader workers decoding the shards
+    workers: int = 0,  # DataLoader workers decoding the shards or image files
     batch_size: int = 256,  # images per forward pass
     ks=(1, 5, 10),  # the k of each Recall@k
 ) -> dict:
@@ -207,7 +205,9 @@ def retrieval_eval(
                     caption_image += [start + i] * len(lines)
         image_emb, caption_image = torch.cat(images), torch.tensor(caption_image)
     else:
-        image_emb = image_features(model, data.images, preprocess, batch_size, device=device, progress=False)
+        image_emb = image_features(
+            model, data.images, preprocess, batch_size, device=device, progress=False, workers=workers
+        )
         captions, caption_image = list(data.captions), data.caption_image
     text_emb = text_features(model, tokenizer, captions, device=device)
     return retrieval_metrics(image_emb, text_emb, caption_image, ks=ks)

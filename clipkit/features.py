@@ -272,6 +272,7 @@ def extract(
     cache_dir=None,  # the settings' cache_dir by default
     progress: bool = True,  # show a progress bar over batches
     file_key: str = 'content',  # image files enter the key by 'content' (bytes) or 'stat' (data_fingerprint)
+    workers: int = 0,  # DataLoader workers decoding image files while the model runs (not in the key)
 ) -> Features:
     """Features of a task: image embeddings (from the cache when present), labels, class names and text
     weights."""
@@ -280,7 +281,9 @@ def extract(
     f = Path(cache_dir or get_settings().cache_dir) / 'features' / f'{key}.safetensors'
     image = cached_tensor(
         f,
-        lambda: image_features(model, task.images, preprocess, batch_size, device=device, progress=progress),
+        lambda: image_features(
+            model, task.images, preprocess, batch_size, device=device, progress=progress, workers=workers
+        ),
         cache,
     )
     classnames = getattr(task, 'classnames', None)

@@ -18,8 +18,8 @@ from .util import progress_bar
 import clipkit.adapt.feature  # noqa: F401  (registers the feature-level methods)
 
 # %% auto #0
-__all__ = ['SUITE_TASKS', 'KIND', 'SHORT', 'MAIN_METRIC', 'applies', 'scores', 'retrieval_scores', 'benchmark_features',
-           'shot_rows', 'task_cell', 'run_suite', 'build_suite', 'plot_suite']
+__all__ = ['SUITE_TASKS', 'KIND', 'SHORT', 'MAIN_METRIC', 'SPLITS_NEEDED', 'applies', 'scores', 'retrieval_scores',
+           'benchmark_features', 'shot_rows', 'task_cell', 'run_suite', 'build_suite', 'plot_suite']
 
 # %% ../nbs/11_suite.ipynb #641843c5
 SUITE_TASKS = ('zeroshot', 'linear_probe', 'fewshot', 'retrieval')
@@ -63,6 +63,13 @@ def retrieval_scores(
     return image | {f'text_retrieval_recall@{k}': recalls[f'image_to_text_R@{k}'] for k in ks}
 
 # %% ../nbs/11_suite.ipynb #1bd0d147
+SPLITS_NEEDED = {
+    'zeroshot': ('test',),
+    'linear_probe': ('train', 'val', 'test'),
+    'fewshot': ('train', 'val', 'test'),
+}  # the splits whose features a task reads (a benchmark without a val split skips it)
+
+
 def benchmark_features(
     model,  # an open_clip model
     tokenizer,  # its tokenizer (the class text weights)
@@ -71,19 +78,25 @@ def benchmark_features(
     root,  # the data root
     templates='coop',  # as load_benchmark takes them
     batch_size: int = 256,  # images per forward pass
+    parts=('train', 'val', 'test'),  # the splits to embed (those the benchmark has)
+    workers: int = 0,  # DataLoader workers decoding images while the model runs
 ) -> dict:
-    "Features of each split of a benchmark, from the cache where they are there: {'train', 'val', 'test'}."
+    "Features of the asked splits of a benchmark (from the cache where they are there): {part: Features}."
     tasks = load_benchmark(name, root, templates=templates)
     return {
-        part: _embed_split(model, tokenizer, preprocess, task, batch_size) for part, task in tasks.items()
+        part: _embed_split(model, tokenizer, preprocess, task, batch_size, workers)
+        for part, task in tasks.items()
+        if part in parts
     }
 
 
-def _embed_split(model, tokenizer, preprocess, task, batch_size):
+def _embed_split(model, tokenizer, preprocess, task, batch_size, workers):
     "Features of a Task (through the cache) or of a ShardTask (streamed once)."
     if not hasattr(task, 'shards'):
-        return extract(model, task, preprocess, tokenizer, batch_size, progress=False, file_key='stat')
-    image, labels, _ = stream_features(model, task, preprocess, batch_size, progress=False)
+        return extract(
+            model, task, preprocess, tokenizer, batch_size, progress=False, file_key='stat', workers=workers
+        )
+    image, labels, _ = stream_features(model, task, preprocess, batch_size, progress=False, workers=workers)
     text = zero_shot_weights(model, tokenizer, task.classnames, task.templates)
     return Features(image, labels, list(task.classnames), text, task.templates)
 
@@ -139,9 +152,12 @@ def run_suite(
     method: str = 'tip_adapter',  # fewshot: the method
     templates='coop',  # the prompt templates (see load_benchmark)
     progress: bool = True,  # a bar over the cells on a terminal
+    workers: int = 0,  # DataLoader workers decoding images while the model runs
+    batch_size: int = 256,  # images per forward pass
 ) -> pd.DataFrame:
     """Run every (benchmark, task) cell not already done (a task runs where it applies: retrieval on the
-    retrieval benchmarks); return the tidy table of the folder (build_suite)."""
+    retrieval benchmarks); return the tidy table of the folder (build_suite). A benchmark's features are
+    extracted once, for the splits that its cells to do read."""
     names = [b for name in benchmarks for b in SUITES.get(name, [name])]
     own = lambda n: n.partition(':')[0] in OWN_LAYOUTS
     unknown = [n for n in names if n not in BENCHMARKS and not own(n)] + [
@@ -155,25 +171,36 @@ def run_suite(
     cells = [(name, task) for name in names for task in tasks if applies(name, task)]
     if not cells:
         raise ValueError(f"run_suite: none of the tasks {list(tasks)} applies to the benchmarks {names}")
-    bar = progress_bar(cells, enabled=progress, desc='bench')
+    file_of = lambda name, task: out / f"{name.replace(':', '-')}_{task}.json"
+    ident_of = lambda task: {**identity, **(extra if task == 'fewshot' else {})}
+    to_do = [(n, t) for n, t in cells if _read_identity(file_of(n, t)) != ident_of(t)]
+    bar = progress_bar(to_do, enabled=progress, desc='bench')
     features = {}
     for name, task in bar:
         bar.set_postfix_str(f'{name} {task}')
-        file = out / f"{name.replace(':', '-')}_{task}.json"
-        ident = {**identity, **(extra if task == 'fewshot' else {})}
-        if file.is_file() and json.loads(file.read_text()).get('identity') == ident:
-            continue
         if task == 'retrieval':
             test = load_benchmark(name, root)['test']
-            metrics = retrieval_scores(retrieval_eval(model, tokenizer, test, preprocess))
+            recalls = retrieval_eval(
+                model, tokenizer, test, preprocess, workers=workers, batch_size=batch_size
+            )
+            metrics = retrieval_scores(recalls)
         else:
-            if name not in features:
-                features = {name: benchmark_features(model, tokenizer, preprocess, name, root, templates)}
+            if name not in features:  # one extraction serves every task of the benchmark
+                parts = {part for n, t in to_do if n == name for part in SPLITS_NEEDED.get(t, ())}
+                embedded = benchmark_features(
+                    model, tokenizer, preprocess, name, root, templates, batch_size, parts, workers
+                )
+                features = {name: embedded}
             shots_by_seed = {s: shot_rows(name, root, shots, s) for s in seeds} if task == 'fewshot' else None
             metrics = task_cell(task, features[name], shots_by_seed, method)
         result = dict(dataset=name, model=model_name, pretrained=pretrained, task=KIND[task], metrics=metrics)
-        write_json({**result, 'language': 'en', 'identity': ident}, file)
+        write_json({**result, 'language': 'en', 'identity': ident_of(task)}, file_of(name, task))
     return build_suite(out)[0]
+
+
+def _read_identity(file: Path):
+    "The identity a result file was written with (None where there is no such file)."
+    return json.loads(file.read_text()).get('identity') if file.is_file() else None
 
 # %% ../nbs/11_suite.ipynb #597b28f9
 def build_suite(

@@ -148,3 +148,26 @@ def test_own_sets_by_their_layout(setup, tmp_path):
     assert by['wds:shapes', 'zeroshot'] == pytest.approx(by['folder:pictures', 'zeroshot'], abs=0.1), (
         'same images'
     )
+
+
+def test_one_extraction_of_the_splits_the_tasks_read(setup, tmp_path, monkeypatch):
+    import clipkit.suite
+
+    model, tokenizer, preprocess = create(str(setup / 'checkpoint'))
+    embedded = []
+    embed_split = clipkit.suite._embed_split
+
+    def counting(model, tokenizer, preprocess, task, batch_size, workers):
+        embedded.append((len(task), workers))
+        return embed_split(model, tokenizer, preprocess, task, batch_size, workers)
+
+    monkeypatch.setattr(clipkit.suite, '_embed_split', counting)
+    run = dict(model=model, tokenizer=tokenizer, preprocess=preprocess, root=setup / 'data', progress=False)
+    zero_shot = run_suite(benchmarks=['dtd'], out=tmp_path / 'a', tasks=('zeroshot',), workers=2, **run)
+    n_test = len(load_benchmark('dtd', setup / 'data')['test'])
+    assert embedded == [(n_test, 2)], 'zero-shot alone embeds the test split only, decoded in 2 workers'
+    embedded.clear()
+    both = run_suite(benchmarks=['dtd'], out=tmp_path / 'b', tasks=('zeroshot', 'linear_probe'), **run)
+    assert len(embedded) == 3, 'the probe and zero-shot share one extraction of train, val and test'
+    score = lambda table: table.query("task == 'zeroshot'").set_index('metric').value
+    pd.testing.assert_series_equal(score(zero_shot), score(both), atol=1e-6)
