@@ -132,15 +132,36 @@ def zero_shot_eval(
     return classification_metrics(img @ W.T, task.labels)
 
 # %% ../nbs/07_eval.ipynb #deaa38f1
-def _found_in_topk(scores, correct, k, ties):
-    "Whether each query row of `scores` has a correct column among its top k (under the tie rule)."
+def _found_in_topk(
+    scores: torch.Tensor,  # (queries, candidates) similarity block
+    owner: torch.Tensor
+    | None,  # (candidates,) the item each candidate belongs to; None: the candidate itself
+    query: torch.Tensor,  # (queries,) the item each query looks for
+    ks,  # the k of each Recall@k
+    ties: str,  # 'clip_benchmark', 'optimistic' or 'pessimistic'
+) -> dict:
+    "k -> whether each query has a correct candidate among its top k, under the tie rule."
+    n = scores.shape[1]
+
+    def correct(columns, rows=slice(None)):
+        return (columns if owner is None else owner[columns]) == query[rows, None]
+
     if ties == 'clip_benchmark':
-        top = scores.topk(min(k, scores.shape[1]), dim=1).indices
-        return correct.gather(1, top).any(1)
-    best = scores.masked_fill(~correct, float('-inf')).max(1, keepdim=True).values
-    if ties == 'optimistic':
-        return ((scores > best) & ~correct).sum(1) < k
-    return ((scores >= best) & ~correct).sum(1) < k  # pessimistic: every tie ranks ahead
+        values, top = scores.topk(min(max(ks), n), dim=1)  # sorted: one topk serves every k
+        found = {}
+        for k in ks:
+            cut = min(k, n)
+            found[k] = correct(top[:, :cut]).any(1)
+            if cut < top.shape[1]:  # where the k-th and (k+1)-th scores tie, topk(k) decides who is in
+                tied = (values[:, cut - 1] == values[:, cut]).nonzero().flatten()
+                if len(tied):
+                    found[k][tied] = correct(scores[tied].topk(cut, dim=1).indices, tied).any(1)
+        return found
+    is_correct = correct(torch.arange(n)[None, :])
+    best = scores.masked_fill(~is_correct, float('-inf')).max(1, keepdim=True).values
+    ahead = scores > best if ties == 'optimistic' else scores >= best  # pessimistic: every tie ranks ahead
+    wrong_ahead = (ahead & ~is_correct).sum(1)
+    return {k: wrong_ahead < k for k in ks}
 
 # %% ../nbs/07_eval.ipynb #bd0b4b39
 def retrieval_metrics(
@@ -161,15 +182,16 @@ def retrieval_metrics(
     t2i = {k: [] for k in ks}
     for s in range(0, M, chunk):
         scores = text_emb[s : s + chunk] @ image_emb.T
-        correct = caption_image[s : s + chunk, None] == torch.arange(N)[None, :]
-        for k in ks:
-            t2i[k].append(_found_in_topk(scores, correct, k, ties))
+        for k, found in _found_in_topk(scores, None, caption_image[s : s + chunk], ks, ties).items():
+            t2i[k].append(found)
+        del scores  # before the next block is made: one block at a time
     i2t = {k: [] for k in ks}
     for s in range(0, N, chunk):
-        scores = (text_emb @ image_emb[s : s + chunk].T).T  # CLIP_benchmark transposes the text-image scores
-        correct = caption_image[None, :] == torch.arange(s, min(s + chunk, N))[:, None]
-        for k in ks:
-            i2t[k].append(_found_in_topk(scores, correct, k, ties))
+        scores = image_emb[s : s + chunk] @ text_emb.T  # CLIP_benchmark's transposed scores, laid out by row
+        images = torch.arange(s, min(s + chunk, N))
+        for k, found in _found_in_topk(scores, caption_image, images, ks, ties).items():
+            i2t[k].append(found)
+        del scores
     out = {}
     for k in ks:
         out[f'image_to_text_R@{k}'] = torch.cat(i2t[k]).float().mean().item()
