@@ -1,10 +1,14 @@
-"""Training throughput from WebDataset shards of JPEGs: clipkit's trainer against open_clip_train.
+"""Training throughput from JPEG shards: clipkit's trainer against open_clip_train, like for like.
 
-Both read the same shards (the world rendered at 224 px, JPEG quality 95), train the same model config with
-the same batch size, worker count, learning rate and number of steps, on this machine, in one run. Printed:
-samples/s of each (steps after the first two, so that worker start-up is left out; the best of alternating
-runs), their ratio, the same for clipkit with `fused_adamw=True` (torch's fused AdamW kernel, the same update
-to float rounding; off by default), and the share of a step clipkit spends waiting for data.
+Both read the same shards (the world rendered at 224 px, JPEG quality 95) and train the same model config
+with the same batch size, worker count, learning rate and number of steps, on this machine, in one run. Both
+get the same work: open_clip's training transform (a bicubic random resized crop,
+`clipkit.models.train_transform`), shards drawn with replacement (open_clip_train's `--dataset-resampled`,
+clipkit's `resampled=True`), a sample shuffle buffer that starts yielding at 1,000 samples (open_clip_train's
+initial fill; its buffer then grows to 5,000), and torch's default threads. Printed: samples/s of each (steps
+after the first two, so that worker start-up is left out) as the median (min, max) of rounds whose order
+rotates, the ratios of each round's runs, for clipkit at its defaults (fused AdamW) and with
+`fused_adamw=False` (the update open_clip_train runs), and the share of a step clipkit waits for data.
 
     .venv/bin/python bench/stream_train.py [--samples 1536] [--batch-size 64] [--workers 2] [--steps 30]
 """
@@ -17,11 +21,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+import statistics
 import numpy as np
 import torch
 from clipkit.data.stream import ShardPairs
 from clipkit.data.world import WorldConfig, export_wds, make_pairs
-from clipkit.models import create, register
+from clipkit.models import create, register, train_transform
 from clipkit.train import TrainConfig, train
 
 # a small ViT at 224 px: the data path (JPEG decoding, resizing) weighs as much as the model on 2 cores
@@ -46,11 +51,11 @@ def shards(out: Path, n: int, shard_size: int) -> list:
     return export_wds(pairs, out, shard_size=shard_size, fmt='jpg')
 
 
-def run_clipkit(paths, args, fused_adamw=False) -> tuple:
+def run_clipkit(paths, args, fused_adamw=True) -> tuple:
     "(samples/s after the first two steps, mean data-wait share) of clipkit's trainer on the shards."
     register(BENCH_MODEL, BENCH_CFG)
     torch.manual_seed(0)
-    model, tok, pre = create(BENCH_MODEL)
+    model, tok, _ = create(BENCH_MODEL)
     cfg = TrainConfig(
         steps=args.steps,
         batch_size=args.batch_size,
@@ -62,8 +67,9 @@ def run_clipkit(paths, args, fused_adamw=False) -> tuple:
         threads=args.threads,
         fused_adamw=fused_adamw,
     )
+    data = ShardPairs(paths, n_samples=args.samples, resampled=True, shuffle_buffer=1000)
     t0 = time.perf_counter()
-    history = train(model, tok, ShardPairs(paths, n_samples=args.samples), cfg, preprocess=pre)
+    history = train(model, tok, data, cfg, preprocess=train_transform(model))
     wall = time.perf_counter() - t0
     later = history.iloc[2:]
     rate = args.batch_size * len(later) / (later.seconds.iloc[-1] - history.seconds.iloc[1])
@@ -107,7 +113,7 @@ def main():
     ap.add_argument('--batch-size', type=int, default=64)
     ap.add_argument('--workers', type=int, default=2)
     ap.add_argument('--steps', type=int, default=30)
-    ap.add_argument('--repeats', type=int, default=2, help='alternating runs of each tool')
+    ap.add_argument('--repeats', type=int, default=3, help='rotating rounds of the three runs')
     ap.add_argument('--threads', type=int, default=0, help='torch threads (0: torch default)')
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
@@ -117,26 +123,31 @@ def main():
             f'{len(paths)} JPEG shards of {args.samples} world pairs at 224 px '
             f'in {time.perf_counter() - t0:.0f} s'
         )
-        ours, theirs, waits, fused = [], [], [], []
-        tools = ('clipkit', 'open_clip_train', 'clipkit fused')
-        for i in range(args.repeats):  # alternating who goes first: drifts of a noisy machine hit both alike
-            for tool in tools[:: -1 if i % 2 else 1]:
-                if tool == 'clipkit':
-                    rate, wait = run_clipkit(paths, args)
-                    ours.append(rate)
-                    waits.append(wait)
-                elif tool == 'clipkit fused':
-                    fused.append(run_clipkit(paths, args, fused_adamw=True)[0])
+        names = ['clipkit (defaults: fused AdamW)', 'clipkit, fused_adamw=False', 'open_clip_train']
+        rates = {name: [] for name in names}
+        waits = []
+        for i in range(args.repeats):  # the order rotates: drifts of a noisy machine hit every tool alike
+            for name in names[i % len(names) :] + names[: i % len(names)]:
+                if name == 'open_clip_train':
+                    rates[name].append(run_open_clip_train(paths, args, Path(d) / f'logs-{i}'))
                 else:
-                    theirs.append(run_open_clip_train(paths, args, Path(d) / f'logs-{i}'))
-    ours, theirs, fused, wait = max(ours), max(theirs), max(fused), min(waits)
+                    rate, wait = run_clipkit(paths, args, fused_adamw='defaults' in name)
+                    rates[name].append(rate)
+                    waits.append(wait)
     print(
         f'BENCHMARK training samples/s, {BENCH_MODEL}, batch {args.batch_size}, {args.workers} workers, '
-        f'best of {args.repeats} alternating runs each:'
+        f"open_clip's training transform for both, {args.repeats} rotating rounds:"
     )
-    print(f'  clipkit {ours:.1f}   open_clip_train {theirs:.1f}   ratio {ours / theirs:.2f}x')
-    print(f'  clipkit with fused_adamw=True {fused:.1f}   ratio {fused / theirs:.2f}x')
-    print(f'  clipkit waits for data {100 * wait:.0f}% of a step')
+    for name in names:
+        r = rates[name]
+        print(f'  {name:<34} {statistics.median(r):6.1f} samples/s (min {min(r):.1f}, max {max(r):.1f})')
+    for name in names[:2]:
+        ratios = [ours / theirs for ours, theirs in zip(rates[name], rates['open_clip_train'])]
+        print(
+            f'  {name} / open_clip_train: {statistics.median(ratios):.2f}x '
+            f'(min {min(ratios):.2f}, max {max(ratios):.2f})'
+        )
+    print(f'  clipkit waits for data {100 * statistics.median(waits):.0f}% of a step (median of its runs)')
 
 
 if __name__ == '__main__':

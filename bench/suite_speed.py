@@ -2,8 +2,9 @@
 
 Part 1, like for like. A world classification task (48 classes, 224 px JPEGs, quality 95) is written in
 CLIP_benchmark's WebDataset layout. Each tool runs its zero-shot evaluation of that test split with the same
-model, batch size and decoding workers: `run_suite(['wds:NAME'], tasks=('zeroshot',))` for clipkit, and
-`zeroshot_classification.evaluate` over `build_wds_dataset` (what `clip_benchmark eval` runs) for the peer.
+model, batch size and decoding workers: for clipkit, `run_suite(['wds:NAME'], tasks=('zeroshot',))` (`clipkit
+bench`) and `zero_shot_eval` (`clipkit eval`); for the peer, `zeroshot_classification.evaluate` over
+`build_wds_dataset` (what `clip_benchmark eval` runs).
 clipkit runs the model on the cores its workers leave free (`threads_beside_workers`: 1 thread beside 2
 workers on 2 cores); the peer keeps torch's default, one thread per core. The peer runs both ways: at its
 default, and given clipkit's thread policy. The second is the like-for-like ratio, the headline. The runs
@@ -34,7 +35,8 @@ from clipkit.data.world import WorldConfig, export_clip_benchmark, to_pil, world
 from clipkit.data.zoo import BENCHMARKS, load_benchmark
 from clipkit.suite import benchmark_features, run_suite
 from clipkit.train import TrainConfig, world_model
-from stream_eval import peer_accuracy  # CLIP_benchmark's accuracy, readable under numpy 2
+from clipkit.data.stream import clip_benchmark_task
+from clipkit.eval import zero_shot_eval
 
 BENCH_CFG = dict(
     embed_dim=128,
@@ -43,6 +45,13 @@ BENCH_CFG = dict(
 )
 WORLD = WorldConfig(size=224, holdout=())
 TASK = 'shape_color'  # 48 classes: six shapes by eight colours
+
+
+def peer_accuracy(output, target, topk=(1,)):
+    "CLIP_benchmark's `accuracy`, with `.item()` where its `float(array)` fails under numpy 2."
+    pred = output.topk(max(topk), 1, True, True)[1].t()
+    correct = pred.eq(target.view(1, -1).expand_as(pred))
+    return [correct[:k].reshape(-1).float().sum().item() / len(target) for k in topk]
 
 
 def trained_checkpoint(steps: int):
@@ -100,6 +109,14 @@ def run_clipkit(model, tokenizer, preprocess, data_root, args) -> float:
             batch_size=args.batch_size,
         )
         return time.perf_counter() - start
+
+
+def run_eval(model, tokenizer, preprocess, data_root, args) -> float:
+    "Seconds of `zero_shot_eval` (what `clipkit eval --task wds:PATH` runs) on the shards."
+    start = time.perf_counter()
+    task = clip_benchmark_task(data_root / 'bench')
+    zero_shot_eval(model, tokenizer, task, preprocess, workers=args.workers, batch_size=args.batch_size)
+    return time.perf_counter() - start
 
 
 def agreement(model, tokenizer, preprocess, data_root, args) -> dict:
@@ -188,7 +205,8 @@ def main():
         n_test = len(task)
         agreed = agreement(model, tokenizer, preprocess, data_root, args)
         tools = {
-            'clipkit': lambda: run_clipkit(model, tokenizer, preprocess, data_root, args),
+            'clipkit bench (run_suite)': lambda: run_clipkit(model, tokenizer, preprocess, data_root, args),
+            'clipkit eval (zero_shot_eval)': lambda: run_eval(model, tokenizer, preprocess, data_root, args),
             f'CLIP_benchmark, {default_threads} threads (its default)': lambda: run_peer(
                 model, tokenizer, preprocess, data_root / 'bench', args
             ),
@@ -197,7 +215,7 @@ def main():
             ),
         }
         names = list(tools)
-        tools['clipkit']()  # warm-up: page cache, lazy imports, worker start-up code
+        tools[names[0]]()  # warm-up: page cache, lazy imports, worker start-up code
         rates = {name: [] for name in names}
         for i in range(args.repeats):  # the order rotates: a noisy machine's drifts hit every tool alike
             for name in names[i % len(names) :] + names[: i % len(names)]:
@@ -222,12 +240,13 @@ def main():
     )
     for name in names:
         print(median_line(name, rates[name], 'images/s'))
-    for name in names[1:]:  # the ratio of each round's runs, which ran back to back
-        ratios = [ours / theirs for ours, theirs in zip(rates['clipkit'], rates[name])]
-        print(
-            f'  clipkit / {name}: {statistics.median(ratios):.2f}x '
-            f'(min {min(ratios):.2f}, max {max(ratios):.2f})'
-        )
+    for ours in names[:2]:  # the ratio of each round's runs, which ran back to back
+        for peer in names[2:]:
+            ratios = [a / b for a, b in zip(rates[ours], rates[peer])]
+            print(
+                f'  {ours.split(" (")[0]} / {peer}: {statistics.median(ratios):.2f}x '
+                f'(min {min(ratios):.2f}, max {max(ratios):.2f})'
+            )
     print(
         f"  per image, in shard order: labels equal {agreed['same_labels']}, same prediction on "
         f"{agreed['same_predictions']:.4f} of images, logits differ by at most "

@@ -779,6 +779,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                'clipkit.train.batches': ('train.html#batches', 'clipkit/train.py'),
                                'clipkit.train.check_allow_changed': ('train.html#check_allow_changed', 'clipkit/train.py'),
                                'clipkit.train.checkpoint_problem': ('train.html#checkpoint_problem', 'clipkit/train.py'),
+                               'clipkit.train.conv_tower': ('train.html#conv_tower', 'clipkit/train.py'),
                                'clipkit.train.data_identity': ('train.html#data_identity', 'clipkit/train.py'),
                                'clipkit.train.distributed_model': ('train.html#distributed_model', 'clipkit/train.py'),
                                'clipkit.train.group_ids': ('train.html#group_ids', 'clipkit/train.py'),

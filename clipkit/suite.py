@@ -156,8 +156,8 @@ def run_suite(
     batch_size: int = 256,  # images per forward pass
 ) -> pd.DataFrame:
     """Run every (benchmark, task) cell not already done (a task runs where it applies: retrieval on the
-    retrieval benchmarks); return the tidy table of the folder (build_suite). A benchmark's features are
-    extracted once, for the splits that its cells to do read."""
+    retrieval benchmarks); return the tidy table of the folder (build_suite, without its figure). A
+    benchmark's features are extracted once, for the splits that its cells to do read."""
     names = [b for name in benchmarks for b in SUITES.get(name, [name])]
     own = lambda n: n.partition(':')[0] in OWN_LAYOUTS
     unknown = [n for n in names if n not in BENCHMARKS and not own(n)] + [
@@ -195,7 +195,7 @@ def run_suite(
             metrics = task_cell(task, features[name], shots_by_seed, method)
         result = dict(dataset=name, model=model_name, pretrained=pretrained, task=KIND[task], metrics=metrics)
         write_json({**result, 'language': 'en', 'identity': ident_of(task)}, file_of(name, task))
-    return build_suite(out)[0]
+    return build_suite(out, figure=False)[0]  # the heat map is `clipkit bench build`'s (build_suite's)
 
 
 def _read_identity(file: Path):

@@ -27,8 +27,9 @@ from .data.stream import augmented_inputs
 # %% auto #0
 __all__ = ['PRECISIONS', 'SSL_VIEWS', 'RUN_ONLY_FIELDS', 'MIN_BATCH', 'TRAINER_DRAWS', 'TrainConfig', 'lr_at', 'make_optimizers',
            'batch_order', 'sampler_order', 'train_step', 'augments', 'augment_images', 'Augment', 'group_ids',
-           'prepare', 'objective_of', 'data_identity', 'transform_identity', 'checkpoint_problem', 'init_distributed',
-           'distributed_model', 'batches', 'check_allow_changed', 'train', 'task_pairs', 'world_model']
+           'prepare', 'conv_tower', 'objective_of', 'data_identity', 'transform_identity', 'checkpoint_problem',
+           'init_distributed', 'distributed_model', 'batches', 'check_allow_changed', 'train', 'task_pairs',
+           'world_model']
 
 # %% ../nbs/06_train.ipynb #8c1650f0
 @dataclass
@@ -43,7 +44,7 @@ class TrainConfig:
     betas: tuple = (0.9, 0.98)  # AdamW's moment coefficients (open_clip's defaults for CLIP)
     eps: float = 1e-6  # AdamW's denominator epsilon
     fused_adamw: bool = True  # torch's fused AdamW kernel: the same update to float rounding, a faster step
-    channels_last: bool = True  # conv weights stored channels-last: the same math to rounding, a faster step
+    channels_last: bool = True  # a conv tower's weights stored channels-last: the same math, a faster step
     loss: str | None = None  # a contrastive loss in LOSSES; None: the model's (create(loss=)), else 'clip'
     loss_kw: dict = field(default_factory=dict)  # keyword arguments of the loss, checked by get_loss
     terms: tuple = ()  # added terms, (name, weight[, {keywords}]) each: (('simclr', 1.0),)
@@ -445,9 +446,16 @@ def prepare(
         model.logit_scale.requires_grad_(False)
     if cfg.grad_checkpointing:
         model.set_grad_checkpointing(True)
-    if cfg.channels_last:  # the conv weights; the convolutions then run in that order
+    if cfg.channels_last and conv_tower(model):  # the conv weights; the convolutions then run in that order
         model.to(memory_format=torch.channels_last)
     return model
+
+
+def conv_tower(
+    model,  # an open_clip model
+) -> bool:
+    "Whether the image tower is convolutional: more than a ViT's one patch-embedding convolution."
+    return sum(isinstance(m, torch.nn.Conv2d) for m in model.visual.modules()) > 1
 
 
 def objective_of(
