@@ -2,11 +2,12 @@
 
 Each measurement (forward + backward on random unit features, D=512, float32) runs in a fresh subprocess so
 that its peak resident memory (ru_maxrss) is its own; the figure reported is the peak above the process's
-resident memory once the features exist and the libraries are warmed up on a small batch. Time is the best
-of `--repeats` runs. Target: the chunked SigLIP at 16k uses at most a quarter of open_clip's peak memory,
-at no more than 1.2x its time. Run: python bench/losses.py [--sizes 1024 4096 16384] [--chunk 1024]"""
+resident memory once the features exist and the libraries are warmed up on a small batch. Time is the median
+(min-max) of `--repeats` runs in that process. Goal: the chunked losses at 16k within 1.05x open_clip's time
+at 0.15x its peak memory or less.
+Run: python bench/losses.py [--sizes 1024 4096 16384] [--chunk 1024] [--only clip]"""
 
-import argparse, json, resource, subprocess, sys, time
+import argparse, json, resource, statistics, subprocess, sys, time
 
 
 def measure(impl, B, D, chunk, repeats):
@@ -41,7 +42,8 @@ def measure(impl, B, D, chunk, repeats):
         fn(i, t).backward()
         times.append(time.perf_counter() - t0)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return dict(impl=impl, B=B, seconds=min(times), peak_mib=max(0, peak - base) / 2**20)
+    seconds = dict(seconds=statistics.median(times), fastest=min(times), slowest=max(times))
+    return dict(impl=impl, B=B, **seconds, peak_mib=max(0, peak - base) / 2**20)
 
 
 def _rss_now():
@@ -54,7 +56,8 @@ if __name__ == '__main__':
     ap.add_argument('--sizes', type=int, nargs='+', default=[1024, 4096, 16384])
     ap.add_argument('--chunk', type=int, default=1024)
     ap.add_argument('--dim', type=int, default=512)
-    ap.add_argument('--repeats', type=int, default=2)
+    ap.add_argument('--repeats', type=int, default=3)
+    ap.add_argument('--only', default='', help="measure only the losses whose name holds this, e.g. 'clip'")
     ap.add_argument('--one', nargs=2)
     a = ap.parse_args()
     if a.one:
@@ -68,6 +71,7 @@ if __name__ == '__main__':
         'clipkit siglip_loss',
         'clipkit siglip_loss chunked',
     ]
+    impls = [impl for impl in impls if a.only.lower() in impl.lower()]
     rows = []
     for B in a.sizes:
         for impl in impls:
@@ -93,7 +97,11 @@ if __name__ == '__main__':
                 continue
             rows.append(json.loads(r.stdout.strip().splitlines()[-1]))
             x = rows[-1]
-            print(f"{x['B']:>6} {x['impl']:<30} {x['seconds']:>8.2f} s {x['peak_mib']:>9.0f} MiB", flush=True)
+            spread = f"({x['fastest']:.2f}-{x['slowest']:.2f})"
+            print(
+                f"{x['B']:>6} {x['impl']:<30} {x['seconds']:>8.2f} s {spread:<13} {x['peak_mib']:>9.0f} MiB",
+                flush=True,
+            )
     print()
     for B in a.sizes:
         get = {r['impl']: r for r in rows if r['B'] == B}

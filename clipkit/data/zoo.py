@@ -898,7 +898,7 @@ def load_own(
         return {part: clip_benchmark_task(folder, part, name=f'{dataset}/{part}') for part in splits}
     return {part: image_folder_task(folder / part, name=f'{dataset}/{part}') for part in splits}
 
-# %% ../../nbs/02_data.zoo.ipynb #e79acd50
+# %% ../../nbs/02_data.zoo.ipynb #d161e011
 def _image(path: Path, label: int, n: int, size: int, rgb=None):
     "A small image of a class's colour (or of `rgb`), with a little noise."
     rng = np.random.default_rng(n)
@@ -930,7 +930,7 @@ _NAMED_COLOURS = {
     'yellow': (230, 220, 40),
 }
 
-
+# %% ../../nbs/02_data.zoo.ipynb #73d98e70
 def _karpathy_fixture(benchmark, folder, per_class, size):
     "Karpathy's dataset_*.json and its images: per_class images of each of four colours in each split."
     coco, entries, n = benchmark.name == 'mscoco', [], 0
@@ -957,7 +957,7 @@ def _karpathy_fixture(benchmark, folder, per_class, size):
     (folder / benchmark.split_file).write_text(json.dumps(dataset))
     return folder
 
-
+# %% ../../nbs/02_data.zoo.ipynb #45e05db5
 def _compositional_fixture(benchmark, folder, n_items, size):
     "SugarCrepe's seven files, ARO's cases or Winoground's examples, on images of named colours."
     colours = list(_NAMED_COLOURS)
