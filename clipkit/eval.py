@@ -133,8 +133,7 @@ def zero_shot_eval(
 # %% ../nbs/07_eval.ipynb #deaa38f1
 def _found_in_topk(
     scores: torch.Tensor,  # (queries, candidates) similarity block
-    owner: torch.Tensor
-    | None,  # (candidates,) the item each candidate belongs to; None: the candidate itself
+    owner: torch.Tensor | None,  # (candidates,) each candidate's item; None: the candidate itself
     query: torch.Tensor,  # (queries,) the item each query looks for
     ks,  # the k of each Recall@k
     ties: str,  # 'clip_benchmark', 'optimistic' or 'pessimistic'
