@@ -16,10 +16,11 @@ from .data.world import WorldConfig, make_pairs, world_tasks, world_retrieval
 from .data.sources import read_csv_pairs, read_wds_pairs, image_folder_task, few_shot, base_novel
 from .data.zoo import BENCHMARKS, SUITES, load_benchmark
 from .curation import Matcher, balance, BalancedSampler, pair_scores, score_filter, semdedup
-from .adapt.base import ADAPTERS, Adapter, CannotTransfer
+from .adapt.base import ADAPTERS, TEST_TIME, Adapter, TestTimeAdapter, CannotTransfer, stream_eval
 import clipkit.adapt.feature  # noqa: F401  (registers the feature-level methods)
 import clipkit.adapt.prompt  # noqa: F401  (registers the prompt learners and MaPLe)
 import clipkit.adapt.weights  # noqa: F401  (registers fine-tuning)
+import clipkit.adapt.testtime  # noqa: F401  (registers the test-time methods)
 from .studies import run_study, list_studies
 
 # nbdev adds these imported names to the module's __all__, so that `from clipkit.api import *` (what
@@ -32,27 +33,36 @@ _all_ = [
     'read_wds_pairs', 'image_folder_task', 'few_shot', 'base_novel', 'BENCHMARKS', 'SUITES', 'load_benchmark',
     'Matcher', 'balance',
     'BalancedSampler', 'pair_scores', 'score_filter', 'semdedup', 'ADAPTERS', 'Adapter', 'CannotTransfer',
-    'run_study', 'list_studies', 'UsageError',
+    'TEST_TIME', 'TestTimeAdapter', 'stream_eval', 'run_study', 'list_studies', 'UsageError',
 ]  # fmt: skip
 
 # %% auto #0
-__all__ = ['adapter', 'Pairs', 'Task', 'Features', 'get_settings', 'get_device', 'get_seed', 'LOSSES', 'LossSpec', 'get_loss',
-           'create', 'load', 'save', 'extract', 'image_features', 'text_features', 'zero_shot_weights', 'TrainConfig',
-           'zero_shot_eval', 'classification_metrics', 'retrieval_metrics', 'WorldConfig', 'make_pairs', 'world_tasks',
-           'world_retrieval', 'read_csv_pairs', 'read_wds_pairs', 'image_folder_task', 'few_shot', 'base_novel',
-           'BENCHMARKS', 'SUITES', 'load_benchmark', 'Matcher', 'balance', 'BalancedSampler', 'pair_scores',
-           'score_filter', 'semdedup', 'ADAPTERS', 'Adapter', 'CannotTransfer', 'run_study', 'list_studies',
-           'UsageError']
+__all__ = ['adapter', 'adapter_names', 'Pairs', 'Task', 'Features', 'get_settings', 'get_device', 'get_seed', 'LOSSES',
+           'LossSpec', 'get_loss', 'create', 'load', 'save', 'extract', 'image_features', 'text_features',
+           'zero_shot_weights', 'TrainConfig', 'zero_shot_eval', 'classification_metrics', 'retrieval_metrics',
+           'WorldConfig', 'make_pairs', 'world_tasks', 'world_retrieval', 'read_csv_pairs', 'read_wds_pairs',
+           'image_folder_task', 'few_shot', 'base_novel', 'BENCHMARKS', 'SUITES', 'load_benchmark', 'Matcher',
+           'balance', 'BalancedSampler', 'pair_scores', 'score_filter', 'semdedup', 'ADAPTERS', 'Adapter',
+           'CannotTransfer', 'TEST_TIME', 'TestTimeAdapter', 'stream_eval', 'run_study', 'list_studies', 'UsageError']
 
 # %% ../nbs/12_api.ipynb #0723a13f
 def adapter(
-    name: str,  # a key of ADAPTERS, e.g. 'zero_shot', 'tip_adapter_f', 'coop', 'maple', 'lp_ft'
+    name: str,  # a key of ADAPTERS ('zero_shot', 'tip_adapter_f', 'coop', 'lp_ft') or of TEST_TIME ('tda')
     model=None,  # the open_clip model (needed by methods that run its towers)
     tokenizer=None,  # its tokenizer
     preprocess=None,  # its transform, for PIL images
     seed: int | None = None,  # seeds every draw the method makes; the settings' seed by default
     **hp,  # hyperparameters to fix; a name the method does not have raises
-) -> Adapter:
-    "An unfitted adaptation method by name; call `.fit(support, val)` and then `.logits(query)`."
+) -> Adapter | TestTimeAdapter:
+    "A method by name: an Adapter (`.fit(support, val)`, then `.logits(query)`) or a TestTimeAdapter."
     Rule('adapter').check('adapter', name)  # an unknown name is refused with its close matches
-    return ADAPTERS[name](model=model, tokenizer=tokenizer, preprocess=preprocess, seed=seed, **hp)
+    method = ADAPTERS.get(name) or TEST_TIME[name]
+    return method(model=model, tokenizer=tokenizer, preprocess=preprocess, seed=seed, **hp)
+
+
+def adapter_names(
+    name: str,  # a name asked for
+) -> list | None:
+    "None when `name` is a registered method of either shape; otherwise every registered name."
+    known = sorted(ADAPTERS) + sorted(TEST_TIME)
+    return None if name in known else known

@@ -402,7 +402,7 @@ def run_context(
 NAME_KINDS = {
     'loss': 'clipkit.losses:LOSSES',
     'term': 'clipkit.losses:LOSSES',
-    'adapter': 'clipkit.api:ADAPTERS',  # the api module imports every adapter module
+    'adapter': 'clipkit.api:adapter_names',  # both shapes; the api module imports every adapter module
     'model': 'clipkit.models:unknown_model',
     'world task': 'clipkit.data.world:WORLD_TASKS',
 }

@@ -10,7 +10,8 @@ import torch
 from fastcore.docments import docments
 import clipkit
 import clipkit.losses
-from clipkit import ADAPTERS, CannotTransfer, TrainConfig, WorldConfig, adapter, create, extract
+from clipkit import ADAPTERS, TEST_TIME, CannotTransfer, TrainConfig, WorldConfig, adapter, create, extract
+from clipkit import stream_eval
 from clipkit.data.sources import few_shot
 from clipkit.data.world import make_pairs, world_tasks
 from clipkit.train import train
@@ -53,6 +54,28 @@ def test_every_adapter_has_one_shape(name, splits, monkeypatch):
     else:
         with pytest.raises(CannotTransfer):
             method.logits(novel)
+
+
+@pytest.mark.parametrize('name', sorted(TEST_TIME))
+def test_every_test_time_method_has_the_second_shape(name, splits, monkeypatch):
+    model, tok, pre, support, val, test = splits
+    method = adapter(name, model, tok, pre, seed=0)
+    monkeypatch.setattr(torch.random, 'fork_rng', lambda *a, **k: pytest.fail(f'{name} forks the global RNG'))
+    global_state = torch.random.get_rng_state()
+    one = stream_eval(method, test, order_seed=4)
+    assert torch.equal(torch.random.get_rng_state(), global_state), f'{name} drew from the global generator'
+    assert one['logits'].shape == (len(test), len(test.classnames)), 'one logit per test image and class'
+    assert torch.isfinite(one['logits']).all(), 'the logits are finite'
+    again = stream_eval(method, test, order_seed=4)
+    assert torch.equal(again['logits'], one['logits']), (
+        'reset() forgets the stream: the same order, the same logits'
+    )
+    if method.per_sample:
+        batched = stream_eval(method, test, order_seed=4, batch_size=5)
+        assert torch.equal(batched['logits'], one['logits']), (
+            'a per-sample method does not depend on batching'
+        )
+    assert set(ADAPTERS).isdisjoint(TEST_TIME), 'a name belongs to one shape'
 
 
 def test_the_registry_covers_every_family():

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/09_adapt.base.ipynb #15427e18
 from __future__ import annotations
-import itertools
+import itertools, time
 from typing import Callable
 import torch, torch.nn.functional as F
 from fastcore.basics import patch
@@ -12,22 +12,25 @@ from ..config import get_seed
 from ..types import Features
 
 # %% auto #0
-__all__ = ['ADAPTERS', 'CannotTransfer', 'register', 'check_split', 'as_real', 'grid_points', 'Adapter', 'fit_epochs']
+__all__ = ['ADAPTERS', 'TEST_TIME', 'CannotTransfer', 'register', 'check_split', 'as_real', 'grid_points', 'Method', 'Adapter',
+           'fit_epochs', 'TestTimeAdapter', 'stream_eval']
 
 # %% ../../nbs/09_adapt.base.ipynb #a9b7a1d7
 class CannotTransfer(ValueError):
     "A fitted method was asked to score classes that it cannot name."
 
 
-ADAPTERS = {}  # name -> Adapter subclass; filled by @register where each method is defined
+ADAPTERS = {}  # name -> Adapter subclass (fit, then logits); filled by @register where each is defined
+TEST_TIME = {}  # name -> TestTimeAdapter subclass (reset, then predict on a stream)
 
 
 def register(cls):
-    "Class decorator: add an Adapter subclass to ADAPTERS under its `name`."
-    old = ADAPTERS.get(cls.name)
+    "Class decorator: add a method to ADAPTERS, or to TEST_TIME if it adapts on the test stream."
+    table = TEST_TIME if getattr(cls, 'test_time', False) else ADAPTERS
+    old = ADAPTERS.get(cls.name) or TEST_TIME.get(cls.name)
     if old is not None and old.__qualname__ != cls.__qualname__:  # re-running a cell redefines the same class
         raise ValueError(f"register: {old.__qualname__} is registered as {cls.name!r} already")
-    ADAPTERS[cls.name] = cls
+    table[cls.name] = cls
     return cls
 
 # %% ../../nbs/09_adapt.base.ipynb #b6c22e85
@@ -66,16 +69,13 @@ def grid_points(
     return [dict(zip(keys, v)) for v in itertools.product(*(grid[k] for k in keys))] or [{}]
 
 # %% ../../nbs/09_adapt.base.ipynb #926a9d8d
-class Adapter:
-    "Base class of every adaptation method: `fit(support, val)` on Features, then `logits(query)`."
+class Method:
+    "What both shapes share: a name, hyperparameters checked against `defaults`, the model and a seed."
 
-    name = 'base'  # the registry key
+    name = 'method'  # the registry key
     defaults = {}  # every hyperparameter with its default
-    grid = {}  # fitting-time hyperparameters searched on the validation split
-    infer_grid = {}  # scoring-time hyperparameters searched on the validation split without refitting
-    uses_text = True  # needs the support set's class text weights
-    transfers = False  # can score classes it never saw, from their names and text weights
-    needs_model = False  # runs the model's towers (prompt learners, MaPLe, fine-tuning, ZPE)
+    needs_model = False  # runs the model's towers (prompt learners, MaPLe, fine-tuning, ZPE, TPT)
+    test_time = False  # adapts on the test stream (reset, then predict) instead of fit, then logits
 
     def __init__(
         self,
@@ -99,6 +99,21 @@ class Adapter:
         self.hp = {**self.defaults, **hp}
         self.fixed = set(hp)
 
+    def __repr__(self):
+        return (
+            f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.hp.items())}, seed={self.seed})"
+        )
+
+
+class Adapter(Method):
+    "Base class of every few-shot adaptation method: `fit(support, val)` on Features, then `logits(query)`."
+
+    name = 'base'
+    grid = {}  # fitting-time hyperparameters searched on the validation split
+    infer_grid = {}  # scoring-time hyperparameters searched on the validation split without refitting
+    uses_text = True  # needs the support set's class text weights
+    transfers = False  # can score classes it never saw, from their names and text weights
+
     def _state(self):
         "A copy of what fitting leaves (to keep the best setting or epoch); None where nothing."
         return None
@@ -106,11 +121,6 @@ class Adapter:
     def _load(self, state):
         "Restore a state made by `_state`."
         pass
-
-    def __repr__(self):
-        return (
-            f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.hp.items())}, seed={self.seed})"
-        )
 
 # %% ../../nbs/09_adapt.base.ipynb #3749d2fa
 @patch
@@ -250,3 +260,93 @@ def _epochs(
     "A method's epochs through `fit_epochs`: the epoch best on `val` is kept (the last one without `val`)."
     score = None if val is None else (lambda: self._val_top1(val))
     return fit_epochs(epochs, run_epoch, score, self._state, self._load, later_on_ties, start_competes)
+
+# %% ../../nbs/09_adapt.base.ipynb #2653b7dc
+class TestTimeAdapter(Method):
+    "Base class of test-time methods: `reset()`, then `predict(batch)` on the stream, adapting as it goes."
+
+    name = 'base_test_time'
+    test_time = True
+    per_sample = True  # the official method adapts after each image: batching cannot change its logits
+
+    def __init__(
+        self,
+        model=None,  # the open_clip model, for methods that run its towers
+        tokenizer=None,  # its tokenizer
+        preprocess=None,  # its transform
+        seed: int | None = None,  # the seed of every draw the method makes; the settings' seed by default
+        **hp,  # hyperparameters to fix
+    ):
+        super().__init__(model, tokenizer, preprocess, seed, **hp)
+        self.reset()
+
+    def reset(self):
+        "Forget the stream: back to the state before the first test image."
+        self.rng = torch.Generator().manual_seed(self.seed)
+        self.classnames = None
+        self._reset()
+
+    def _reset(self):
+        "A method's own state at the start of a stream."
+        pass
+
+# %% ../../nbs/09_adapt.base.ipynb #0b543780
+@patch
+def predict(
+    self: TestTimeAdapter,
+    batch: Features,  # the next images of the stream, with the class text weights
+    views: torch.Tensor | None = None,  # (B, V, D) features of augmented views, view 0 the image itself
+) -> torch.Tensor:
+    "Class logits (B, C) of the next images; the method may update its state from them."
+    if not isinstance(batch, Features):
+        raise TypeError(f"{self.name}: predict takes Features (clipkit.features.extract), got {type(batch)}")
+    if batch.text is None:
+        raise ValueError(f"{self.name}: needs class text weights; extract the features with tokenizer=")
+    if self.classnames is None:
+        self.classnames = batch.classnames
+    elif batch.classnames is not None and list(batch.classnames) != list(self.classnames):
+        raise ValueError(f"{self.name}: the stream changed its classes; call reset() between streams")
+    image = batch.image[:, None] if views is None else views
+    if image.ndim != 3 or len(image) != len(batch):
+        raise ValueError(
+            f"{self.name}: views must be (B, V, D) for a batch of {len(batch)}, got {tuple(image.shape)}"
+        )
+    if image.shape[-1] != batch.text.shape[1]:
+        raise ValueError(
+            f"{self.name}: image features have dimension {image.shape[-1]}, "
+            f"but text weights {batch.text.shape[1]}"
+        )
+    W = F.normalize(as_real(batch.text), dim=-1)
+    return self._predict(F.normalize(as_real(image), dim=-1), W)
+
+# %% ../../nbs/09_adapt.base.ipynb #b9d68823
+def stream_eval(
+    method: TestTimeAdapter,  # a test-time method; it is reset first
+    test: Features,  # the test split, with labels and class text weights
+    order_seed: int,  # the seed of the stream's order
+    batch_size: int = 1,  # images per predict call
+    views: torch.Tensor | None = None,  # (N, V, D) features of the test images' views
+) -> dict:
+    "Feed `test` to a test-time method in an order drawn from `order_seed`; top-1, speed and the logits."
+    if test.labels is None:
+        raise ValueError(f"stream_eval: the test split of {method.name} has no labels")
+    if views is not None and len(views) != len(test):
+        raise ValueError(f"stream_eval: {len(views)} view sets for {len(test)} test images")
+    order = torch.randperm(len(test), generator=torch.Generator().manual_seed(order_seed))
+    method.reset()
+    logits = None
+    start = time.perf_counter()
+    for idx in order.split(batch_size):
+        out = method.predict(test.subset(idx), None if views is None else views[idx])
+        logits = out.new_zeros(len(test), out.shape[1]) if logits is None else logits
+        logits[idx] = out
+    seconds = time.perf_counter() - start
+    top1 = (logits.argmax(1) == test.labels).float().mean().item()
+    return {
+        'method': method.name,
+        'order_seed': order_seed,
+        'batch_size': batch_size,
+        'top1': top1,
+        'images_per_s': len(test) / seconds,
+        'logits': logits,
+    }
