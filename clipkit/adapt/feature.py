@@ -7,6 +7,7 @@ built by name, `fit` on a support set (and the zero-shot text weights), `logits`
 from __future__ import annotations
 import json, math
 from pathlib import Path
+from typing import Callable
 import torch, torch.nn as nn, torch.nn.functional as F
 from ..config import get_seed, derive_seed, drawn_layer
 from .base import Adapter, register, as_real, fit_epochs
@@ -15,8 +16,9 @@ from ..features import zero_shot_weights
 
 # %% auto #0
 __all__ = ['ZeroShot', 'LinearProbe', 'tip_logits', 'TipAdapter', 'TipAdapterF', 'GDA', 'CLIPAdapter', 'LPPP', 'clap_anchors',
-           'clap_train', 'CLAP', 'template_weights', 'zpe', 'ZPE', 'dclip_sentence', 'read_descriptors',
-           'real_retrieve', 'epoch_batches', 'real_lr', 'real_linear']
+           'TextAnchored', 'clap_train', 'CLAP', 'template_weights', 'zpe', 'ZPE', 'dclip_sentence', 'read_descriptors',
+           'real_retrieve', 'epoch_batches', 'real_lr', 'real_linear', 'dassl_epoch_lr', 'TaskRes', 'ape_channels',
+           'ape_values', 'ape_grid', 'ape_search', 'APE', 'ape_t_parts', 'ape_t_logits', 'APET']
 
 # %% ../../nbs/09_adapt.feature.ipynb #3a2b1b0a
 @register
@@ -261,6 +263,35 @@ def clap_anchors(
     ]
     return torch.stack([e.mean(0) for e in per_class])
 
+# %% ../../nbs/09_adapt.feature.ipynb #51c85e78
+class TextAnchored(Adapter):
+    "Base of methods that start from the text prototypes: the official unnormalised ones, or Features.text."
+
+    def __init__(
+        self,
+        model=None,  # the open_clip model (the official anchors embed the prompts)
+        tokenizer=None,  # its tokenizer
+        preprocess=None,  # unused: these methods work on cached features
+        seed=None,  # seeds the shuffles; the settings' seed where None
+        **hp,  # hyperparameters to fix, `anchors` among them
+    ):
+        super().__init__(model, tokenizer, preprocess, seed, **hp)
+        if self.hp['anchors'] not in ('official', 'normalized'):
+            raise ValueError(
+                f"{self.name}: anchors must be 'official' or 'normalized', got {self.hp['anchors']!r}"
+            )
+        if self.hp['anchors'] == 'official' and (model is None or tokenizer is None):
+            raise ValueError(
+                f"{self.name}: the official anchors need model= and tokenizer= (or anchors='normalized')"
+            )
+
+    def _anchors(self, T):
+        "(prototypes (C, D), logit scale): the unnormalised prompt means and the model's scale, or T and 100."
+        if self.hp['anchors'] == 'normalized':
+            return T, 100.0
+        anchors = clap_anchors(self.model, self.tokenizer, self.classnames, self.support.templates)
+        return anchors.to(T.dtype), self.model.logit_scale.exp().item()
+
 # %% ../../nbs/09_adapt.feature.ipynb #aae60305
 def clap_train(
     X: torch.Tensor,  # (N, D) normalised support features
@@ -293,7 +324,7 @@ def clap_train(
 
 # %% ../../nbs/09_adapt.feature.ipynb #e8b3ff13
 @register
-class CLAP(Adapter):
+class CLAP(TextAnchored):
     "Zero-shot-initialised linear probe held near the zero-shot prototypes by a class-adaptive penalty."
 
     name = 'clap'
@@ -304,30 +335,8 @@ class CLAP(Adapter):
         'anchors': 'official',  # 'official' (unnormalised text prototypes) or 'normalized' (Features.text)
     }
 
-    def __init__(
-        self,
-        model=None,  # the open_clip model (the official anchors embed the prompts)
-        tokenizer=None,  # its tokenizer
-        preprocess=None,  # unused: CLAP works on cached features
-        seed=None,  # seeds the shuffles; the settings' seed where None
-        **hp,
-    ):
-        super().__init__(model, tokenizer, preprocess, seed, **hp)
-        if self.hp['anchors'] not in ('official', 'normalized'):
-            raise ValueError(f"clap: anchors must be 'official' or 'normalized', got {self.hp['anchors']!r}")
-        if self.hp['anchors'] == 'official' and (model is None or tokenizer is None):
-            raise ValueError(
-                "clap: the official anchors need model= and tokenizer= (or anchors='normalized')"
-            )
-
     def _fit(self, X, y, T, val):
-        if self.hp['anchors'] == 'official':
-            templates = self.support.templates
-            anchors = clap_anchors(self.model, self.tokenizer, self.classnames, templates).to(X.dtype)
-            self.scale = self.model.logit_scale.exp().item()
-        else:
-            anchors = T
-            self.scale = 100.0
+        anchors, self.scale = self._anchors(T)
         hp = self.hp
         self.W, self.lam = clap_train(
             X, y, anchors, self.scale, hp['epochs'], hp['lr'], hp['batch_size'], self.rng
@@ -522,3 +531,290 @@ def real_linear(
         loss.backward()
         optimizer.step()
     return wise_alpha * head.detach() + (1 - wise_alpha) * W0
+
+# %% ../../nbs/09_adapt.feature.ipynb #570c8acb
+def dassl_epoch_lr(
+    epoch: int,  # the epoch about to run, counted from 0
+    lr: float,  # the base learning rate
+    max_epoch: int,  # the cosine's length in epochs (Dassl's OPTIM.MAX_EPOCH)
+    warmup_epoch: int = 1,  # epochs at the constant warm-up rate (OPTIM.WARMUP_EPOCH)
+    warmup_lr: float = 1e-5,  # that rate (OPTIM.WARMUP_CONS_LR)
+) -> float:
+    "The rate of an epoch under Dassl's cosine schedule after a constant warm-up, stepped once per epoch."
+    if epoch < warmup_epoch:
+        return warmup_lr
+    return lr * (1 + math.cos(math.pi * (epoch - warmup_epoch) / max_epoch)) / 2
+
+# %% ../../nbs/09_adapt.feature.ipynb #a27af6de
+@register
+class TaskRes(TextAnchored):
+    "A learned residual added to the zero-shot text classifier (TaskRes-Text)."
+
+    name = 'taskres'
+    defaults = {
+        'alpha': 0.5,  # the residual's scale (RESIDUAL_SCALE)
+        'epochs': 100,  # passes over the support set (OPTIM.MAX_EPOCH)
+        'lr': 2e-3,  # Adam's base learning rate
+        'weight_decay': 5e-4,  # Adam's weight decay (Dassl's default)
+        'batch_size': 256,  # support features per step
+        'anchors': 'official',  # 'official' (unnormalised text prototypes) or 'normalized' (Features.text)
+    }
+    grid = {'alpha': [0.5, 1.0]}
+
+    def _fit(self, X, y, T, val):
+        self.base, self.scale = self._anchors(T)
+        hp = self.hp
+        residual = nn.Parameter(torch.zeros_like(self.base))
+        opt = torch.optim.Adam([residual], lr=hp['lr'], weight_decay=hp['weight_decay'])
+        batches = epoch_batches(len(X), hp['batch_size'], self.rng)  # Dassl's rule for the last batch
+        per_epoch = len(X) // min(hp['batch_size'], len(X))
+        self.residual = residual.detach()  # follows the in-place updates
+
+        def epoch(number):
+            for group in opt.param_groups:
+                group['lr'] = dassl_epoch_lr(number - 1, hp['lr'], hp['epochs'])
+            for _ in range(per_epoch):
+                idx = next(batches)
+                loss = F.cross_entropy(self._scores(X[idx], residual), y[idx])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+
+        fit_epochs(hp['epochs'], epoch)  # the official run tests its last epoch
+
+    def _scores(self, Q, residual):
+        return self.scale * Q @ F.normalize(self.base + self.hp['alpha'] * residual, dim=-1).T
+
+    def _logits(self, Q, T, classnames=None):
+        return self._scores(Q, self.residual)
+
+    def _state(self):
+        return (self.base, self.scale, self.residual.clone())
+
+    def _load(self, s):
+        self.base, self.scale, self.residual = s
+
+# %% ../../nbs/09_adapt.feature.ipynb #b43344d5
+def ape_channels(
+    T: torch.Tensor,  # (C, D) normalised class text weights
+    X: torch.Tensor | None,  # (N, D) normalised support features, or None for the text alone
+    y: torch.Tensor | None,  # (N,) their labels
+    k: int,  # channels to keep
+    w: tuple,  # (weight of the inter-class similarity, weight of the variance across classes)
+) -> torch.Tensor:
+    "APE's refinement (cal_criterion): the k channels least shared across classes and most varied among them."
+    C = len(T)
+    groups = torch.arange(C) if X is None else torch.cat([torch.arange(C), y])
+    feats = T if X is None else torch.cat([T, X])
+    sums = torch.zeros(C, T.shape[1], dtype=feats.dtype).index_add_(0, groups, feats)
+    sizes = torch.bincount(groups, minlength=C).to(feats.dtype)
+    total = sums.sum(0)
+    cross_class = (total * total - (sums * sums).sum(0)) / (sizes.sum() ** 2 - (sizes * sizes).sum())
+    criterion = -w[0] * cross_class + w[1] * T.var(dim=0)
+    return criterion.topk(k).indices
+
+# %% ../../nbs/09_adapt.feature.ipynb #6a761a0c
+def ape_values(
+    keys: torch.Tensor,  # (N, k) refined, renormalised cache keys
+    values: torch.Tensor,  # (N, C) one-hot cache values
+    text: torch.Tensor,  # (C, k) refined, renormalised class text weights
+) -> torch.Tensor:
+    "Each key's divergence (bits) between its label and the zero-shot softmax of its refined feature: (N, 1)."
+    key_probs = (keys @ text.T).softmax(1)
+    return torch.sum(values * torch.log2((values + 1e-6) / (key_probs + 1e-6)), dim=1)[:, None]
+
+
+def ape_grid(
+    scale: float,  # the range's end (search_scale)
+    steps: int,  # its number of values (search_step)
+    start: float = 0.1,  # its start (0.1 for beta and alpha, 0 for gamma)
+) -> list:
+    "The official search values: start + i (scale - start) / steps for i < steps."
+    return [i * (scale - start) / steps + start for i in range(steps)]
+
+# %% ../../nbs/09_adapt.feature.ipynb #bf8a776b
+def ape_search(
+    cache: Callable,  # cache(beta, value_weights) -> (N, C) cache logits
+    zero_shot: torch.Tensor,  # (N, C) zero-shot logits of the validation split
+    labels: torch.Tensor,  # (N,) its labels
+    betas: list,  # values of beta, the outer loop
+    alphas: list,  # values of alpha
+    gammas: list | None,  # values of gamma, the inner loop; None for APE-T, which has none
+    divergence: torch.Tensor | None = None,  # (N_keys, 1) the keys' divergences (APE)
+) -> dict:
+    "APE's search: the first (beta, alpha, gamma) strictly better on validation, in the official loop order."
+    best, best_correct = {'beta': 0.0, 'alpha': 0.0, 'gamma': 0.0}, 0  # the official starting point
+    alpha_column = torch.tensor(alphas, dtype=zero_shot.dtype)[:, None, None]
+    for beta in betas:
+        per_gamma = [None] if gammas is None else gammas
+        logits = torch.stack(
+            [cache(beta, None if g is None else (g * divergence).exp()) for g in per_gamma], 1
+        )  # (N, G, C)
+        scored = zero_shot[:, None] + alpha_column[:, :, None] * logits[None]  # (A, N, G, C)
+        correct = (scored.argmax(-1) == labels[:, None]).sum(1)  # (A, G), alpha-major as the official loops
+        first = int(correct.flatten().argmax())
+        if int(correct.flatten()[first]) > best_correct:
+            best_correct = int(correct.flatten()[first])
+            a, g = divmod(first, len(per_gamma))
+            best = {'beta': beta, 'alpha': alphas[a], 'gamma': 0.0 if gammas is None else gammas[g]}
+    return best
+
+# %% ../../nbs/09_adapt.feature.ipynb #ce15d61d
+@register
+class APE(Adapter):
+    "Training-free APE: a Tip-Adapter cache on the refined channels, its values weighted by their divergence."
+
+    name = 'ape'
+    searched = ('beta', 'alpha', 'gamma')  # chosen by the fit itself on the validation split, in this order
+    defaults = {
+        'alpha': 2.0,  # the cache's weight before the search (init_alpha, the official median)
+        'beta': 1.0,  # the affinities' sharpness before the search (init_beta)
+        'gamma': 0.1,  # the divergence weighting before the search (init_gamma)
+        'channels': None,  # channels kept (training_free_feat_num); None: 700/1024 of the width
+        'w': (0.5, 0.5),  # the criterion's weights (w_training_free)
+        'search_scale': (7, 7, 1),  # the ends of the beta, alpha and gamma ranges
+        'search_step': (200, 20, 20),  # their numbers of values
+    }
+
+    def _fit(self, X, y, T, val):
+        hp = self.hp
+        k = hp['channels'] or max(1, round(X.shape[1] * 700 / 1024))
+        self.channels = ape_channels(T, X, y, min(k, X.shape[1]), hp['w'])
+        self.values = F.one_hot(y, self.C).to(X.dtype)
+        self.keys = F.normalize(X[:, self.channels], dim=-1)
+        self.divergence = ape_values(self.keys, self.values, F.normalize(T[:, self.channels], dim=-1))
+        if val is not None:
+            Q = F.normalize(as_real(val.image), dim=-1)
+            self.hp.update(self._search(Q, val.labels, T))
+
+    def _search(self, Q, labels, T):
+        hp = self.hp
+        affinity = F.normalize(Q[:, self.channels], dim=-1) @ self.keys.T
+        cache = lambda beta, weights: ((-1) * (beta - beta * affinity)).exp() @ (self.values * weights)
+        grids = [
+            ape_grid(s, n, start) for s, n, start in zip(hp['search_scale'], hp['search_step'], (0.1, 0.1, 0))
+        ]
+        grids = [
+            [hp[name]] if name in self.fixed else grid
+            for name, grid in zip(('beta', 'alpha', 'gamma'), grids)
+        ]
+        return ape_search(cache, 100.0 * Q @ T.T, labels, *grids, self.divergence)
+
+    def _logits(self, Q, T, classnames=None):
+        hp = self.hp
+        affinity = F.normalize(Q[:, self.channels], dim=-1) @ self.keys.T
+        soft_values = self.values * (hp['gamma'] * self.divergence).exp()
+        return (
+            100.0 * Q @ T.T + hp['alpha'] * ((-1) * (hp['beta'] - hp['beta'] * affinity)).exp() @ soft_values
+        )
+
+# %% ../../nbs/09_adapt.feature.ipynb #1af5a77c
+def ape_t_parts(
+    keys: torch.Tensor,  # (N, D) cache keys (all channels)
+    key_labels: torch.Tensor,  # (N,) their classes
+    T: torch.Tensor,  # (C, D) class text weights
+    values: torch.Tensor,  # (N, C) one-hot values
+    channels: torch.Tensor,  # the refined channels
+    residual: torch.Tensor,  # (C, k) the category residual
+    value_weights: torch.Tensor,  # (N, 1) the values' weights
+) -> tuple:
+    "APE_Training.forward: keys and text weights plus the residual on the refined channels, weighted values."
+    new_keys = keys.clone()
+    new_keys[:, channels] = new_keys[:, channels] + residual[key_labels]
+    new_text = T.clone()
+    new_text[:, channels] = T[:, channels] + residual
+    return new_keys, new_text, values * value_weights
+
+
+def ape_t_logits(
+    Q: torch.Tensor,  # (N, D) query features
+    parts: tuple,  # ape_t_parts' (keys, text weights, values)
+    alpha: float,  # the cache's weight
+    beta: float,  # the affinities' sharpness
+) -> torch.Tensor:
+    "APE-T's logits on all channels: 100 f.W + alpha exp(-beta (1 - f.K)) L."
+    keys, text, values = parts
+    return 100.0 * Q @ text.T + alpha * ((-1) * (beta - beta * (Q @ keys.T))).exp() @ values
+
+# %% ../../nbs/09_adapt.feature.ipynb #d32f73e1
+@register
+class APET(Adapter):
+    "APE-T: a category residual on the refined channels of keys and text, and trained cache-value weights."
+
+    name = 'ape_t'
+    searched = ('beta', 'alpha')  # chosen by the fit itself on the validation split, after training
+    defaults = {
+        'alpha': 2.0,  # the cache's weight while training, and before the search
+        'beta': 1.0,  # the affinities' sharpness while training, and before the search
+        'channels': None,  # channels refined (training_feat_num); None: 800/1024 of the width
+        'w': (0.2, 0.8),  # the criterion's weights (w_training)
+        'epochs': 20,  # passes over the support set (train_epoch)
+        'lr': 1e-3,  # AdamW's learning rate
+        'eps': 1e-3,  # AdamW's epsilon
+        'batch_size': 256,  # support features per step
+        'search_scale': (7, 7),  # the ends of the beta and alpha ranges
+        'search_step': (200, 20),  # their numbers of values
+    }
+
+    def _fit(self, X, y, T, val):
+        hp = self.hp
+        k = hp['channels'] or max(1, round(X.shape[1] * 800 / 1024))
+        self.channels = ape_channels(T, None, None, min(k, X.shape[1]), hp['w'])
+        self.keys, self.key_labels, self.text = X, y, T
+        self.values = F.one_hot(y, self.C).to(X.dtype)
+        self.value_weights = nn.Parameter(torch.ones(len(X), 1, dtype=X.dtype))
+        self.residual = nn.Parameter(torch.zeros(self.C, len(self.channels), dtype=X.dtype))
+        opt = torch.optim.AdamW(
+            [self.value_weights, self.residual], lr=hp['lr'], eps=hp['eps'], weight_decay=0.1
+        )
+        per_epoch = len(X) // min(hp['batch_size'], len(X))
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, hp['epochs'] * per_epoch)
+        batches = epoch_batches(len(X), hp['batch_size'], self.rng)
+
+        def epoch(_):
+            for _ in range(per_epoch):
+                idx = next(batches)
+                loss = F.cross_entropy(ape_t_logits(X[idx], self._parts(), hp['alpha'], hp['beta']), y[idx])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                schedule.step()
+
+        self.history = self._epochs(val, hp['epochs'], epoch)
+        if val is not None:
+            self.hp.update(self._search(F.normalize(as_real(val.image), dim=-1), val.labels, T))
+
+    def _parts(self):
+        return ape_t_parts(
+            self.keys,
+            self.key_labels,
+            self.text,
+            self.values,
+            self.channels,
+            self.residual,
+            self.value_weights,
+        )
+
+    def _search(self, Q, labels, T):
+        hp = self.hp
+        with torch.no_grad():
+            keys, text, values = self._parts()
+        cache = lambda beta, weights: ((-1) * (beta - beta * (Q @ keys.T))).exp() @ values
+        grids = [ape_grid(s, n) for s, n in zip(hp['search_scale'], hp['search_step'])]
+        grids = [[hp[name]] if name in self.fixed else grid for name, grid in zip(('beta', 'alpha'), grids)]
+        return {
+            k: v
+            for k, v in ape_search(cache, 100.0 * Q @ text.T, labels, *grids, None).items()
+            if k != 'gamma'
+        }
+
+    def _logits(self, Q, T, classnames=None):
+        return ape_t_logits(Q, self._parts(), self.hp['alpha'], self.hp['beta']).detach()
+
+    def _state(self):
+        return (self.residual.detach().clone(), self.value_weights.detach().clone())
+
+    def _load(self, s):
+        with torch.no_grad():
+            self.residual.copy_(s[0])
+            self.value_weights.copy_(s[1])
