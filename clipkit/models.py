@@ -5,15 +5,18 @@ checkpoints in open_clip's local-dir format."""
 
 # %% ../nbs/04_models.ipynb #d4bf4560
 from __future__ import annotations
-import json, os
+import json, math, os
 from pathlib import Path
 import open_clip
+import torch, torch.nn as nn, torch.nn.functional as F
+from fastcore.basics import patch
 from .config import UsageError, get_device
 from .util import fingerprint, atomic_path, write_atomic
 from .losses import get_loss
 
 # %% auto #0
-__all__ = ['TINY_CONFIGS', 'register', 'unknown_model', 'create', 'save', 'load', 'train_transform']
+__all__ = ['TINY_CONFIGS', 'register', 'unknown_model', 'create', 'save', 'load', 'train_transform', 'LoRAAttention',
+           'apply_lora', 'lora_layers', 'only_lora_trains', 'merge_lora', 'save_lora', 'load_lora']
 
 # %% ../nbs/04_models.ipynb #b5992c0e
 _TEXT = dict(context_length=20, vocab_size=49408, width=64, heads=2, layers=2)
@@ -168,3 +171,242 @@ def train_transform(
         std=getattr(v, 'image_std', None),
         aug_cfg=aug_cfg,
     )
+
+# %% ../nbs/04_models.ipynb #c97e67e5
+class LoRAAttention(nn.Module):
+    "nn.MultiheadAttention plus low-rank updates of its projections (CLIP-LoRA's PlainMultiheadAttentionLoRA)"
+
+    def __init__(
+        self,
+        attention: nn.MultiheadAttention,  # the attention to adapt; its weights stay frozen inside
+        r: int = 2,  # the rank of each update
+        alpha: float = 1.0,  # the scale's numerator: s = alpha / sqrt(r)
+        dropout: float = 0.25,  # dropout on the low-rank branch's input, while training
+        targets: tuple = ('q', 'k', 'v'),  # the projections adapted: any of q, k, v and o (the output)
+        generator: torch.Generator | None = None,  # draws A's start and the dropout masks
+    ):
+        super().__init__()
+        if not attention._qkv_same_embed_dim:
+            raise ValueError("LoRAAttention: adapts attention whose query, key and value share one width")
+        unknown = set(targets) - set('qkvo')
+        if unknown or not targets:
+            raise ValueError(f"LoRAAttention: targets are some of q, k, v and o; got {targets!r}")
+        self.attention = attention.requires_grad_(False)
+        self.batch_first, self.num_heads = attention.batch_first, attention.num_heads
+        self.r, self.alpha, self.dropout, self.targets = r, alpha, dropout, tuple(targets)
+        self.scaling = alpha / math.sqrt(r)
+        self.generator = generator if generator is not None else torch.Generator().manual_seed(0)
+        width, weight = attention.embed_dim, attention.in_proj_weight
+        self.lora_A = nn.ParameterDict()
+        self.lora_B = nn.ParameterDict()
+        for target in self.targets:
+            A = weight.new_empty(r, width)
+            nn.init.kaiming_uniform_(A, a=math.sqrt(5), generator=self.generator)  # as nn.Linear's weight
+            self.lora_A[target] = nn.Parameter(A)
+            self.lora_B[target] = nn.Parameter(weight.new_zeros(width, r))
+
+    def delta(
+        self,
+        target: str,  # 'q', 'k', 'v' or 'o'
+    ) -> torch.Tensor:
+        "The update s B A of one projection's weight."
+        return self.lora_B[target] @ self.lora_A[target] * self.scaling
+
+# %% ../nbs/04_models.ipynb #43250d77
+@patch
+def _project(self: LoRAAttention, target: str, x: torch.Tensor, weight, bias) -> torch.Tensor:
+    "One projection, W x + b, plus s dropout(x) (BA)^T where the target is adapted (LinearLoRA.forward)."
+    out = F.linear(x, weight, bias)
+    if target not in self.lora_A:
+        return out
+    if self.training and self.dropout > 0:
+        keep = torch.rand(x.shape, generator=self.generator, dtype=x.dtype) >= self.dropout
+        x = x * keep.to(x.device) / (1 - self.dropout)
+    return out + x @ self.delta(target).T
+
+
+@patch
+def forward(
+    self: LoRAAttention,
+    query: torch.Tensor,  # (N, L, E) if batch_first, else (L, N, E)
+    key: torch.Tensor,  # the keys, shaped as the query
+    value: torch.Tensor,  # the values, shaped as the query
+    key_padding_mask=None,  # not supported (open_clip's towers pass none)
+    need_weights: bool = False,  # attention weights are not returned (None), as the official module
+    attn_mask: torch.Tensor | None = None,  # (L, S) additive float mask or boolean mask (True: blocked)
+    average_attn_weights: bool = True,  # unused, for nn.MultiheadAttention's signature
+    is_causal: bool = False,  # scaled_dot_product_attention's causal flag
+) -> tuple:
+    "The attention of PlainMultiheadAttentionLoRA.forward_module: (output, None)."
+    if key_padding_mask is not None:
+        raise ValueError("LoRAAttention: key_padding_mask is not supported")
+    batched = query.dim() == 3
+    if self.batch_first and batched:
+        query, key, value = (x.transpose(1, 0) for x in (query, key, value))
+    tgt_len, bsz, width = query.shape
+    src_len = key.shape[0]
+    mha, heads = self.attention, self.num_heads
+    weights = mha.in_proj_weight.chunk(3)
+    biases = (None,) * 3 if mha.in_proj_bias is None else mha.in_proj_bias.chunk(3)
+    q, k, v = (self._project(t, x, w, b) for t, x, w, b in zip('qkv', (query, key, value), weights, biases))
+    if attn_mask is not None:
+        if attn_mask.dtype == torch.bool:
+            attn_mask = torch.zeros_like(attn_mask, dtype=q.dtype).masked_fill(attn_mask, float('-inf'))
+        attn_mask = attn_mask.to(q.dtype).view(1, 1, tgt_len, src_len)
+    q = q.view(tgt_len, bsz * heads, -1).transpose(0, 1).view(bsz, heads, tgt_len, -1)
+    k = k.view(src_len, bsz * heads, -1).transpose(0, 1).view(bsz, heads, src_len, -1)
+    v = v.view(src_len, bsz * heads, -1).transpose(0, 1).view(bsz, heads, src_len, -1)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask, 0.0, is_causal)
+    out = out.permute(2, 0, 1, 3).contiguous().view(bsz * tgt_len, width)
+    out = self._project('o', out, mha.out_proj.weight, mha.out_proj.bias).view(tgt_len, bsz, width)
+    return (out.transpose(1, 0) if self.batch_first and batched else out), None
+
+# %% ../nbs/04_models.ipynb #cf64d73c
+def _blocks(model, tower: str) -> list:
+    "The residual attention blocks of a tower ('text' or 'image')."
+    trunk = model.transformer if tower == 'text' else getattr(model.visual, 'transformer', None)
+    if trunk is None:
+        raise ValueError(
+            f"apply_lora: the image tower ({type(model.visual).__name__}) has no transformer blocks; "
+            "adapt the text tower alone (towers=('text',)), as the official code does for ResNets"
+        )
+    return list(trunk.resblocks)
+
+
+def apply_lora(
+    model,  # an open_clip model; changed in place
+    r: int = 2,  # the rank of each update
+    alpha: float = 1.0,  # the scale's numerator: s = alpha / sqrt(r)
+    dropout: float = 0.25,  # dropout on the low-rank branch's input, while training
+    targets: tuple = ('q', 'k', 'v'),  # the projections adapted, of q, k, v and o
+    towers: tuple = ('text', 'image'),  # the towers adapted (the official encoder='both')
+    blocks: tuple | None = None,  # block indices adapted in each tower (the official position); None: all
+    seed: int = 0,  # the seed of A's start and of the dropout masks
+) -> list:
+    "Put LoRAAttention in place of the chosen blocks' attention; returns the layers, text tower first."
+    unknown = set(towers) - {'text', 'image'}
+    if unknown or not towers:
+        raise ValueError(f"apply_lora: towers are 'text' and/or 'image', got {towers!r}")
+    generator = torch.Generator().manual_seed(seed)
+    layers = []
+    for tower in ('text', 'image'):
+        if tower not in towers:
+            continue
+        for index, block in enumerate(_blocks(model, tower)):
+            if blocks is not None and index not in blocks:
+                continue
+            if isinstance(block.attn, LoRAAttention):
+                raise ValueError(f"apply_lora: block {index} of the {tower} tower is adapted already")
+            block.attn = LoRAAttention(block.attn, r, alpha, dropout, targets, generator)
+            layers.append(block.attn)
+    model.lora = dict(
+        r=r, alpha=alpha, dropout=dropout, targets=tuple(targets), towers=tuple(towers), blocks=blocks
+    )
+    return layers
+
+
+def lora_layers(
+    model,  # an open_clip model
+) -> list:
+    "The LoRAAttention layers of a model, text tower first (the official list_lora_layers order)."
+    towers = ['text'] + (['image'] if hasattr(model.visual, 'transformer') else [])
+    order = [block.attn for tower in towers for block in _blocks(model, tower)]
+    return [attn for attn in order if isinstance(attn, LoRAAttention)]
+
+
+def only_lora_trains(
+    model,  # an open_clip model with LoRA layers
+) -> list:
+    "Freeze every weight but the low-rank ones (mark_only_lora_as_trainable); returns those."
+    trainable = []
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad_('lora_' in name)
+        if 'lora_' in name:
+            trainable.append(parameter)
+    return trainable
+
+# %% ../nbs/04_models.ipynb #618dbba7
+def merge_lora(
+    model,  # an open_clip model with LoRA layers; changed in place
+):
+    "Fold each update s B A into its weights and put back plain nn.MultiheadAttention modules."
+    towers = ['text'] + (['image'] if hasattr(model.visual, 'transformer') else [])
+    for block in (block for tower in towers for block in _blocks(model, tower)):
+        if not isinstance(block.attn, LoRAAttention):
+            continue
+        lora, plain = block.attn, block.attn.attention
+        width = plain.embed_dim
+        with torch.no_grad():
+            for index, target in enumerate('qkv'):
+                if target in lora.lora_A:
+                    plain.in_proj_weight[index * width : (index + 1) * width] += lora.delta(target)
+            if 'o' in lora.lora_A:
+                plain.out_proj.weight += lora.delta('o')
+        block.attn = plain.requires_grad_(True)
+    model.__dict__.pop('lora', None)
+    return model
+
+# %% ../nbs/04_models.ipynb #106481b3
+def save_lora(
+    model,  # an open_clip model with LoRA layers
+    path,  # the file to write (torch.save), as the official save_lora
+    position='all',  # the official metadata's position name ('all', or the block indices)
+) -> Path:
+    "Write the low-rank weights in the official file layout: {'weights': {layer_<i>: ...}, 'metadata': ...}."
+    names = {'q': 'q_proj', 'k': 'k_proj', 'v': 'v_proj', 'o': 'proj'}
+    layers = lora_layers(model)
+    if not layers:
+        raise ValueError("save_lora: the model has no LoRA layers (apply_lora first)")
+    weights = {
+        f'layer_{i}': {
+            names[t]: {'w_lora_A': layer.lora_A[t].detach().cpu(), 'w_lora_B': layer.lora_B[t].detach().cpu()}
+            for t in layer.targets
+        }
+        for i, layer in enumerate(layers)
+    }
+    setting = model.lora
+    encoder = (
+        'both' if len(setting['towers']) == 2 else {'text': 'text', 'image': 'vision'}[setting['towers'][0]]
+    )
+    metadata = {
+        'r': setting['r'],
+        'alpha': setting['alpha'],
+        'encoder': encoder,
+        'params': list(setting['targets']),
+        'position': position,
+    }
+    with atomic_path(Path(path)) as tmp:
+        torch.save({'weights': weights, 'metadata': metadata}, tmp)
+    return Path(path)
+
+
+def load_lora(
+    model,  # an open_clip model without LoRA layers; changed in place
+    path,  # a file written by save_lora (or by the official code)
+    blocks: tuple
+    | None = None,  # the blocks adapted, where the metadata's position is a name other than 'all'
+) -> list:
+    "Apply LoRA as the file's metadata says and load its weights; returns the layers."
+    saved = torch.load(path, map_location='cpu')
+    meta = saved['metadata']
+    towers = {'both': ('text', 'image'), 'text': ('text',), 'vision': ('image',)}[meta['encoder']]
+    if blocks is None and meta['position'] != 'all':
+        blocks = meta['position'] if isinstance(meta['position'], (list, tuple)) else None
+        if blocks is None:
+            raise ValueError(
+                f"load_lora: {path}: position {meta['position']!r}; pass its block indices as blocks="
+            )
+    layers = apply_lora(
+        model, meta['r'], meta['alpha'], targets=tuple(meta['params']), towers=towers, blocks=blocks
+    )
+    names = {'q': 'q_proj', 'k': 'k_proj', 'v': 'v_proj', 'o': 'proj'}
+    if len(saved['weights']) != len(layers):
+        raise ValueError(
+            f"load_lora: {path} holds {len(saved['weights'])} layers, the model adapts {len(layers)}"
+        )
+    with torch.no_grad():
+        for i, layer in enumerate(layers):
+            for target in layer.targets:
+                layer.lora_A[target].copy_(saved['weights'][f'layer_{i}'][names[target]]['w_lora_A'])
+                layer.lora_B[target].copy_(saved['weights'][f'layer_{i}'][names[target]]['w_lora_B'])
+    return layers
