@@ -383,8 +383,7 @@ def save_lora(
 def load_lora(
     model,  # an open_clip model without LoRA layers; changed in place
     path,  # a file written by save_lora (or by the official code)
-    blocks: tuple
-    | None = None,  # the blocks adapted, where the metadata's position is a name other than 'all'
+    blocks: tuple | None = None,  # the blocks adapted, where the file names a position other than 'all'
 ) -> list:
     "Apply LoRA as the file's metadata says and load its weights; returns the layers."
     saved = torch.load(path, map_location='cpu')

@@ -56,6 +56,7 @@ class TrainConfig:
     fixed_scale: float | None = None  # fix the exponentiated scale at this value instead of learning it
     lock_image: bool = False  # LiT: freeze the image tower
     lock_text: bool = False  # freeze the text tower
+    lora: dict = field(default_factory=dict)  # CLIP-LoRA: apply_lora's keywords, e.g. {'r': 2}; {}: no LoRA
     precision: str = 'fp32'  # 'fp32', 'bf16' (autocast) or 'fp16' (autocast with a gradient scaler)
     grad_checkpointing: bool = False  # recompute tower activations in the backward pass to save memory
     grad_accum: int = 1  # micro-batches per step; the loss still sees the whole batch
@@ -97,6 +98,12 @@ class TrainConfig:
             )
         self.terms = tuple(tuple(term) if isinstance(term, list) else term for term in self.terms)
         check_fields(self, self.RULES)
+        unknown = set(self.lora) - {'r', 'alpha', 'dropout', 'targets', 'towers', 'blocks'}
+        if unknown:
+            raise UsageError(
+                f"TrainConfig.lora: unknown keywords {sorted(unknown)}; apply_lora takes "
+                "r, alpha, dropout, targets, towers and blocks"
+            )
         if self.crop_scale is not None and self.crop_scale[0] > self.crop_scale[1]:
             raise UsageError(f"TrainConfig.crop_scale: got {self.crop_scale}; the low share comes first")
 
@@ -434,8 +441,12 @@ def prepare(
     cfg: TrainConfig,  # the trainer's settings
     objective: Objective | None = None,  # the resolved objective; resolved from cfg where None
 ):
-    "Apply tower locks, a fixed temperature, gradient checkpointing and channels-last to `model`."
+    "Apply LoRA, tower locks, a fixed temperature, gradient checkpointing and channels-last to `model`."
     spec = (objective or objective_of(cfg, model)).spec
+    if cfg.lora:  # only the low-rank weights train; a model adapted already keeps its layers
+        if not models.lora_layers(model):
+            models.apply_lora(model, seed=derive_seed(get_seed(cfg.seed), 'lora'), **cfg.lora)
+        models.only_lora_trains(model)
     if cfg.lock_image:
         model.lock_image_tower(unlocked_groups=0, freeze_bn_stats=True)
     if cfg.lock_text:
