@@ -36,6 +36,7 @@ def splits():
 def test_every_adapter_has_one_shape(name, splits, monkeypatch):
     model, tok, pre, support, val, test = splits
     quick = {'epochs': 1} if 'epochs' in ADAPTERS[name].defaults else {}
+    quick = {'n_iters': 1} if 'n_iters' in ADAPTERS[name].defaults else quick
     method = adapter(name, model, tok, pre, seed=0, **quick)
 
     def no_fork(*args, **kwargs):

@@ -8,15 +8,17 @@ from __future__ import annotations
 import copy
 import torch, torch.nn as nn, torch.nn.functional as F
 from ..types import Features, take_images
-from ..features import image_features, image_batch, zero_shot_weights
+from ..features import image_features, image_batch, zero_shot_weights, prompts_for
 from ..eval import classification_metrics
-from ..config import get_seed
+from ..config import get_seed, derive_seed
+from ..models import apply_lora, only_lora_trains
+from ..train import augment_images
 from .base import Adapter, register, fit_epochs
-from .feature import LinearProbe
+from .feature import LinearProbe, epoch_batches
 
 # %% auto #0
 __all__ = ['interpolate', 'zero_shot_top1', 'wise_ft_sweep', 'ImageClassifier', 'start_head', 'train_classifier', 'FineTune',
-           'LPFT']
+           'LPFT', 'class_prompts', 'CLIPLoRA']
 
 # %% ../../nbs/09_adapt.weights.ipynb #7e3166fd
 def interpolate(
@@ -246,3 +248,97 @@ class LPFT(FineTune):
     name = 'lp_ft'
     uses_text = False
     defaults = {**FineTune.defaults, 'head': 'probe'}
+
+# %% ../../nbs/09_adapt.weights.ipynb #64ab0fcd
+def class_prompts(
+    classnames: list,  # the classes, in label order
+    templates,  # the task's templates (or prompts per class)
+) -> list:
+    "One prompt per class from the first template (CLIP-LoRA's dataset.template[0])."
+    return [prompts_for(name, templates)[0] for name in classnames]
+
+
+def _model_dtype(model):
+    return next(model.parameters()).dtype
+
+# %% ../../nbs/09_adapt.weights.ipynb #c1822eb3
+@register
+class CLIPLoRA(Adapter):
+    "CLIP-LoRA: low-rank updates of both towers' attention, trained on the support images with cross-entropy."
+
+    name = 'clip_lora'
+    needs_model = True
+    transfers = True  # the adapted text tower scores any class by name
+    defaults = {
+        'r': 2,  # the rank of each update
+        'alpha': 1.0,  # the scale's numerator, s = alpha / sqrt(r)
+        'dropout': 0.25,  # dropout on the low-rank branch's input
+        'targets': ('q', 'k', 'v'),  # the projections adapted
+        'towers': ('text', 'image'),  # the towers adapted (the official encoder='both')
+        'lr': 2e-4,  # AdamW's learning rate
+        'weight_decay': 1e-2,  # AdamW's weight decay
+        'batch_size': 32,  # support images per iteration
+        'n_iters': 500,  # iterations per shot: the run takes n_iters x K iterations
+        'scale': 100.0,  # the fixed logit scale
+        'crop_scale': (0.08, 1.0),  # the random resized crop's area range; None: no crop
+        'hflip': 0.5,  # the chance of a horizontal flip
+    }
+
+    def _fit(self, X, y, T, val):
+        if getattr(self.support, 'images', None) is None:
+            raise ValueError(f"{self.name}: trains the towers, so the support Features need their images")
+        hp = self.hp
+        self.lora_model = copy.deepcopy(self.model)
+        seed = derive_seed(self.seed, 'lora')
+        apply_lora(
+            self.lora_model, hp['r'], hp['alpha'], hp['dropout'], hp['targets'], hp['towers'], seed=seed
+        )
+        parameters = only_lora_trains(self.lora_model)
+        total = hp['n_iters'] * int(torch.bincount(y).max())
+        opt = torch.optim.AdamW(parameters, lr=hp['lr'], weight_decay=hp['weight_decay'], betas=(0.9, 0.999))
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, total, eta_min=1e-6)
+        tokens = self.tokenizer(class_prompts(self.classnames, self.support.templates))
+        batches = epoch_batches(len(y), hp['batch_size'], self.rng)  # Dassl's loader: full batches
+        self.lora_model.train()
+        for _ in range(total):
+            idx = next(batches)
+            logits = self._scores(self._pixels(take_images(self.support.images, idx), train=True), tokens)
+            loss = F.cross_entropy(logits, y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            schedule.step()
+        self.lora_model.eval()
+        self.iterations = total
+
+    def _pixels(self, images, train: bool) -> torch.Tensor:
+        "Model input for a batch of support or query images, augmented while training."
+        hp = self.hp
+        if train and isinstance(images, torch.Tensor) and (hp['crop_scale'] or hp['hflip']):
+            images = augment_images(images, self.rng, hp['crop_scale'], hflip=hp['hflip'])
+        pixels = image_batch(self.lora_model, images, self.preprocess)
+        return pixels.to(_model_dtype(self.lora_model))
+
+    def _scores(self, pixels, tokens) -> torch.Tensor:
+        "scale x cosine between the images and the class prompts, both through the adapted towers."
+        text = F.normalize(self.lora_model.encode_text(tokens), dim=-1)
+        image = F.normalize(self.lora_model.encode_image(pixels), dim=-1)
+        return self.hp['scale'] * image @ text.T
+
+    def logits(
+        self,
+        query: Features,  # Features of the query with their images (and class names and templates)
+    ) -> torch.Tensor:
+        "Class logits (N, C) of the query images, over the query's classes."
+        if getattr(query, 'images', None) is None:
+            raise ValueError(f"{self.name}: runs the towers, so the query Features need their images")
+        names = query.classnames or self.classnames
+        templates = query.templates if query.templates is not None else self.support.templates
+        tokens = self.tokenizer(class_prompts(names, templates))
+        with torch.no_grad():
+            return torch.cat(
+                [
+                    self._scores(self._pixels(take_images(query.images, idx), train=False), tokens)
+                    for idx in torch.arange(len(query)).split(256)
+                ]
+            )
