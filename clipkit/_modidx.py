@@ -186,6 +186,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                     'clipkit/adapt/prompt.py'),
                                       'clipkit.adapt.prompt.PromptLearner.transfers': ( 'adapt.prompt.html#promptlearner.transfers',
                                                                                         'clipkit/adapt/prompt.py'),
+                                      'clipkit.adapt.prompt.context_text': ('adapt.prompt.html#context_text', 'clipkit/adapt/prompt.py'),
                                       'clipkit.adapt.prompt.encode_image_prompts': ( 'adapt.prompt.html#encode_image_prompts',
                                                                                      'clipkit/adapt/prompt.py'),
                                       'clipkit.adapt.prompt.encode_text_embeddings': ( 'adapt.prompt.html#encode_text_embeddings',

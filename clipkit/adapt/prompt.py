@@ -15,7 +15,7 @@ from ..types import Features, take_images
 from ..features import image_batch
 
 # %% auto #0
-__all__ = ['encode_text_embeddings', 'project_conflict', 'placeholder_prompts', 'init_context', 'kgcoop_penalty',
+__all__ = ['encode_text_embeddings', 'project_conflict', 'placeholder_prompts', 'context_text', 'init_context', 'kgcoop_penalty',
            'FrozenModelAdapter', 'PromptLearner', 'CoOp', 'CoCoOp', 'KgCoOp', 'ProGrad', 'encode_image_prompts',
            'MaPLe', 'grip', 'CSP']
 
@@ -74,6 +74,19 @@ def placeholder_prompts(
     tokens = tokenizer([' '.join(['X'] * n_ctx) + f' {c}.' for c in classnames])
     with torch.no_grad():
         return tokens, model.token_embedding(tokens)
+
+# %% ../../nbs/09_adapt.prompt.ipynb #ff4398dd
+def context_text(
+    model,  # an open_clip model
+    tokens: torch.Tensor,  # (C, L) the placeholder prompts' tokens
+    embeddings: torch.Tensor,  # (C, L, d) their token embeddings
+    ctx: torch.Tensor,  # (m, d) one context for every class, or (C, m, d) one per class
+) -> torch.Tensor:
+    "Normalised class embeddings (C, D) of the placeholder prompts, their m context slots filled by `ctx`."
+    m = ctx.shape[-2]
+    shared = ctx if ctx.dim() == 3 else ctx[None].expand(len(tokens), -1, -1)
+    x = torch.cat([embeddings[:, :1], shared, embeddings[:, 1 + m :]], 1)
+    return encode_text_embeddings(model, x, tokens)
 
 # %% ../../nbs/09_adapt.prompt.ipynb #8aeb9202
 def init_context(
@@ -153,12 +166,11 @@ class PromptLearner(FrozenModelAdapter):
     def _text(self, ctx, classnames, bias=None):
         "Class embeddings (C, D), or (B, C, D) with per-image context biases (B, d)."
         tokens, emb = self._prompts(classnames)
+        if bias is None:
+            return context_text(self.model, tokens, emb, ctx)
         m = self.hp['n_ctx']
         C = len(classnames)
         c = ctx if ctx.dim() == 3 else ctx[None].expand(C, -1, -1)
-        if bias is None:
-            x = torch.cat([emb[:, :1], c, emb[:, 1 + m :]], 1)
-            return encode_text_embeddings(self.model, x, tokens)
         B = len(bias)
         cb = c[None] + bias[:, None, None, :]  # (B, C, m, d)
         start = emb[None, :, :1].expand(B, -1, -1, -1)
