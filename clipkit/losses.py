@@ -16,10 +16,10 @@ from .config import Rule, UsageError, did_you_mean
 # %% auto #0
 __all__ = ['FEATURES', 'INPUTS', 'LOSSES', 'dist_info', 'gather', 'global_batch', 'clip_loss', 'multi_positive_loss',
            'siglip_loss', 'row_ce', 'infoloob_loss', 'hopfield', 'cloob_loss', 'dcl_loss', 'cyclip_loss', 'cwcl_loss',
-           'alignment', 'uniformity', 'gap_loss', 'affinity_loss', 'distill_loss', 'symile_loss', 'pairwise_clip_loss',
-           'simclr_loss', 'structure_margin_loss', 'BatchInput', 'StepInputs', 'register_input', 'LossSpec',
-           'register_loss', 'simclr_term', 'structure_margin_term', 'ContrastiveLoss', 'get_loss', 'Term', 'Objective',
-           'objective', 'added_terms']
+           'alignment', 'uniformity', 'gap_loss', 'affinity_loss', 'distill_loss', 'symile_logits', 'symile_loss',
+           'pairwise_clip_loss', 'simclr_loss', 'structure_margin_loss', 'BatchInput', 'StepInputs', 'register_input',
+           'LossSpec', 'register_loss', 'simclr_term', 'structure_margin_term', 'symile_triple_loss', 'ContrastiveLoss',
+           'get_loss', 'Term', 'Objective', 'objective', 'added_terms']
 
 # %% ../nbs/03_losses.ipynb #ba6a70a6
 def dist_info() -> tuple:
@@ -352,20 +352,51 @@ def distill_loss(
     return clip_loss(img, txt, scale) + affinity_loss(img, txt, scale, t_img, t_txt, t_scale)
 
 # %% ../nbs/03_losses.ipynb #171caead
+def symile_logits(
+    anchor: torch.Tensor,  # (B, D) the anchor modality
+    others: list,  # the other modalities, (B, D) each
+    negatives: str = 'n',  # 'n': one shuffle of each other modality; 'n_squared': every rolled combination
+    generator: torch.Generator | None = None,  # the shuffles' source; torch's global generator where None
+) -> torch.Tensor:
+    "Symile's logits for one anchor: MIP(anchor_i, products of the others), the positives on the diagonal."
+    if negatives == 'n':  # compute_logits_n
+        shuffled = torch.ones_like(anchor)
+        for r in others:
+            shuffled = shuffled * r[torch.randperm(r.shape[0], generator=generator).to(r.device)]
+        logits = anchor @ shuffled.T
+        positive = anchor.clone()
+        for r in others:
+            positive = positive * r
+        eye = torch.eye(len(anchor), device=anchor.device) > 0.5
+        return torch.where(eye, positive.sum(1), logits)
+    if negatives != 'n_squared' or len(others) != 2:
+        raise ValueError(
+            f"symile_logits: negatives is 'n' or 'n_squared' (for two other modalities), got {negatives!r}"
+        )
+    y, z = others  # compute_non_anchor_products' base case, then compute_logits_n_squared
+    products = []
+    for _ in range(len(y)):
+        products.append(y * z)
+        z = torch.roll(z, shifts=1, dims=0)
+    return anchor @ torch.cat(products, 0).T
+
+
 def symile_loss(
     a,  # (B, D) normalised features of the first modality
     b,  # (B, D) of the second
     c,  # (B, D) of the third
     scale,  # the exponentiated logit scale (1 / temperature)
+    negatives: str = 'n',  # the official negative sampling: 'n' (the default) or 'n_squared'
+    generator: torch.Generator | None = None,  # the shuffles' source for 'n'; torch's global one where None
 ):
-    "Symile: predict each of three modalities from the other two with the multilinear inner product."
-    A, Bm, C, off = gather(a), gather(b), gather(c), dist_info()[0] * len(a)
-    lab = _labels(len(a), off, a.device)
-    return (
-        F.cross_entropy(scale * (a * b) @ C.T, lab)
-        + F.cross_entropy(scale * (b * c) @ A.T, lab)
-        + F.cross_entropy(scale * (c * a) @ Bm.T, lab)
-    ) / 3
+    "Symile: each modality in turn is the anchor, its positive the MIP with the other two (official Symile)."
+    representations = [a, b, c]
+    labels = torch.arange(len(a), device=a.device)
+    losses = []
+    for i, anchor in enumerate(representations):
+        others = [r for j, r in enumerate(representations) if j != i]
+        losses.append(F.cross_entropy(scale * symile_logits(anchor, others, negatives, generator), labels))
+    return sum(losses) / len(losses)
 
 
 def pairwise_clip_loss(
@@ -530,6 +561,17 @@ def structure_margin_term(
         return img.new_zeros(())
     return structure_margin_loss(img[has_negative], txt[has_negative], negatives, margin)
 
+
+def symile_triple_loss(
+    img: torch.Tensor,  # (B, D) the batch's image features
+    txt: torch.Tensor,  # (B, D) the features of their captions
+    scale: torch.Tensor,  # the exponentiated logit scale
+    third: torch.Tensor,  # (B, D) the features of each row's third view (the 'third' input)
+    negatives: str = 'n',  # Symile's negative sampling: 'n' or 'n_squared'
+) -> torch.Tensor:
+    "Symile as a training loss: images, captions and a third view of each row."
+    return symile_loss(img, txt, third, scale, negatives)
+
 # %% ../nbs/03_losses.ipynb #afda0ae4
 _CLIP_T = 1 / 0.07  # CLIP's initial temperature 0.07
 _TEACHER = ('t_img', 't_txt', 't_scale')
@@ -547,6 +589,7 @@ for _spec in [
     LossSpec('gap_xunif', gap_loss, _CLIP_T, defaults={'cross': True}, paper='Fahim et al. 2024'),
     LossSpec('distill', distill_loss, _CLIP_T, needs=_TEACHER, paper='open_clip'),
     LossSpec('affinity', affinity_loss, _CLIP_T, needs=_TEACHER, paper='Wu et al. 2023'),
+    LossSpec('symile', symile_triple_loss, _CLIP_T, needs=('third',), paper='Saporta et al. 2024 (Symile)'),
     LossSpec('simclr', simclr_term, None, needs=('views',), paper='Chen et al. 2020; Mu et al. 2022 (SLIP)'),
     LossSpec(
         'structure_margin',

@@ -27,9 +27,9 @@ from .data.stream import augmented_inputs
 # %% auto #0
 __all__ = ['PRECISIONS', 'SSL_VIEWS', 'RUN_ONLY_FIELDS', 'MIN_BATCH', 'TRAINER_DRAWS', 'TrainConfig', 'lr_at', 'make_optimizers',
            'batch_order', 'sampler_order', 'train_step', 'augments', 'augment_images', 'Augment', 'group_ids',
-           'prepare', 'conv_tower', 'objective_of', 'data_identity', 'transform_identity', 'checkpoint_problem',
-           'init_distributed', 'distributed_model', 'batches', 'check_allow_changed', 'train', 'task_pairs',
-           'world_model']
+           'prepare', 'hold_frozen_norms', 'conv_tower', 'objective_of', 'data_identity', 'transform_identity',
+           'checkpoint_problem', 'init_distributed', 'distributed_model', 'batches', 'check_allow_changed', 'train',
+           'task_pairs', 'world_model']
 
 # %% ../nbs/06_train.ipynb #8c1650f0
 @dataclass
@@ -420,6 +420,18 @@ def _negatives(step: StepInputs) -> dict:
     return {'negatives': step.memo['negative_tokens'][step.batch.index[has]].to(step.device), 'has': has}
 
 
+def _third(step: StepInputs) -> torch.Tensor:
+    "Tokens of the third view of the batch's rows (pairs.meta['third']), which the text tower embeds."
+    if 'third_tokens' not in step.memo:
+        if step.pairs is None or 'third' not in step.pairs.meta:
+            raise UsageError(
+                "train: the symile loss needs Pairs with meta['third'] (a text per pair: the third modality, "
+                "embedded by the text tower)"
+            )
+        step.memo['third_tokens'] = step.tokenizer([str(t) for t in step.pairs.meta['third']])
+    return step.memo['third_tokens'][step.batch.index].to(step.device)
+
+
 def _views(step: StepInputs) -> tuple:
     if step.batch.views is None:
         raise UsageError("train: the simclr term needs the loader's two augmented views of each image")
@@ -433,6 +445,7 @@ register_input('frozen', lambda step: _teacher(step)['t_txt'], doc="the teacher'
 register_input('views', _views, encode='image', doc="two augmented views of each image (SimCLR)")
 register_input('negatives', lambda s: _negatives(s)['negatives'], encode='text', doc='negative captions')
 register_input('has_negative', lambda s: _negatives(s)['has'].to(s.device), doc='rows with a negative')
+register_input('third', lambda s: _third(s), encode='text', doc="a third view of each row, as text (Symile)")
 {name: (spec.encode or 'ready', spec.doc) for name, spec in INPUTS.items()}
 
 # %% ../nbs/06_train.ipynb #cdfa79ba
@@ -459,6 +472,17 @@ def prepare(
         model.set_grad_checkpointing(True)
     if cfg.channels_last and conv_tower(model):  # the conv weights; the convolutions then run in that order
         model.to(memory_format=torch.channels_last)
+    return model
+
+
+def hold_frozen_norms(
+    model,  # an open_clip model, in training mode
+):
+    "Put each batch norm whose weights are frozen (LoRA, a locked tower) in evaluation mode: statistics stay"
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            if not any(p.requires_grad for p in module.parameters()):
+                module.eval()
     return model
 
 
@@ -1116,7 +1140,7 @@ def train(
     _check_run(model, pairs, cfg, goal, teacher, sampler, world)
     cfg = replace(cfg, threads=ctx.apply().threads or torch.get_num_threads())  # on a CPU, part of the run
     dev = ctx.device
-    prepare(model, cfg, goal).to(dev).train()
+    hold_frozen_norms(prepare(model, cfg, goal).to(dev).train())
     if teacher is not None:
         teacher.to(dev).eval().requires_grad_(False)
     streaming = hasattr(pairs, 'shards')
@@ -1160,7 +1184,7 @@ def train(
         if eval_fn is not None and (step + 1 == cfg.steps or _due(cfg.eval_every, step, cfg)):
             model.eval()
             row.update(eval_fn(model, step + 1))
-            model.train()
+            hold_frozen_norms(model.train())
         history.append(row)
         log.write(row, bad)
         bar.set_postfix(loss=f'{loss:.3f}', lr=f'{lr:.1e}', **({'dropped': bad.total} if bad.total else {}))
@@ -1215,14 +1239,11 @@ def world_model(
 
     world, cfg = world or WorldConfig(), cfg or TrainConfig()
     cfg = replace(cfg, seed=get_seed(cfg.seed))
+    skip = RUN_ONLY_FIELDS + ('workers', 'threads')  # in memory: no workers; threads only round differently
+    if not cfg.lora:  # no LoRA trains as before the field existed: the entries cached then stay valid
+        skip += ('lora',)
     key = fingerprint(
-        TRAINER_DRAWS,
-        model,
-        asdict(world),
-        {
-            k: v for k, v in asdict(cfg).items() if k not in RUN_ONLY_FIELDS + ('workers', 'threads')
-        },  # in memory: no workers; the thread count's float rounding is not part of the cached model
-        n_pairs,
+        TRAINER_DRAWS, model, asdict(world), {k: v for k, v in asdict(cfg).items() if k not in skip}, n_pairs
     )
     d = Path(cache_dir or get_settings().cache_dir) / 'models' / key
     if cache and (d / 'history.csv').is_file():

@@ -6,10 +6,12 @@ from pathlib import Path
 import torch, torch.nn.functional as F
 import torch.multiprocessing as mp
 import pytest
-from clipkit.losses import LOSSES, get_loss, clip_loss, siglip_loss, symile_loss
+from clipkit.losses import LOSSES, get_loss, clip_loss, siglip_loss
 
 B, D, W = 16, 8, 2
-CASES = sorted(LOSSES) + ['clip_chunked', 'siglip_chunked', 'symile']
+# Symile is left out: its negatives are random shuffles of each process's own batch, as in the official code,
+# which has no multi-process path, so two processes cannot equal one on the whole batch.
+CASES = sorted(set(LOSSES) - {'symile'}) + ['clip_chunked', 'siglip_chunked']
 
 
 def _inputs():
@@ -38,8 +40,6 @@ def _loss(case, inp, rows):
         l = clip_loss(img, txt, s, chunk=3)
     elif case == 'siglip_chunked':
         l = siglip_loss(img, txt, s, b, chunk=3)
-    elif case == 'symile':
-        l = symile_loss(img, txt, third, s)
     else:
         l = get_loss(case)(
             img,

@@ -12,7 +12,7 @@ from ..features import image_features, image_batch, zero_shot_weights, prompts_f
 from ..eval import classification_metrics
 from ..config import get_seed, derive_seed
 from ..models import apply_lora, only_lora_trains
-from ..train import augment_images
+from ..train import augment_images, hold_frozen_norms
 from .base import Adapter, register, fit_epochs
 from .feature import LinearProbe, epoch_batches
 
@@ -299,7 +299,7 @@ class CLIPLoRA(Adapter):
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, total, eta_min=1e-6)
         tokens = self.tokenizer(class_prompts(self.classnames, self.support.templates))
         batches = epoch_batches(len(y), hp['batch_size'], self.rng)  # Dassl's loader: full batches
-        self.lora_model.train()
+        hold_frozen_norms(self.lora_model.train())  # a frozen ResNet tower keeps its batch-norm statistics
         for _ in range(total):
             idx = next(batches)
             logits = self._scores(self._pixels(take_images(self.support.images, idx), train=True), tokens)
