@@ -49,6 +49,9 @@ TINY = {
     'neglected_tails': dict(seeds=[0], steps=3, batch_size=32, n_pairs=256, n_per_class=2, n_retrieved=4),
     'vlp_recipes': dict(seeds=[0], steps=3, batch_size=32, n_pairs=256, eda_variants=1, n_per_class=1),
     'structure_negatives': dict(seeds=[0], steps=3, batch_size=32, n_pairs=256, n_items=20, n_per_class=1),
+    'test_time': dict(
+        seeds=[0], pretrain_steps=5, pretrain_pairs=512, styles=['noise'], n_per_class=2, n_views=10, shots=1
+    ),
     'compositional_prompts': dict(
         seeds=[0],
         steps=3,
