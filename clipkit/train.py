@@ -405,15 +405,25 @@ def _teacher(step: StepInputs) -> dict:
     return step.memo['teacher']
 
 # %% ../nbs/06_train.ipynb #625a76e6
+def _meta_column(
+    step: StepInputs,  # the step whose training Pairs are read
+    column: str,  # the metadata column an input needs
+    what: str,  # the loss or term that needs it, named in the error
+    detail: str,  # what the column holds, named in the error
+) -> list:
+    "A column of the training Pairs' metadata, or an error saying which loss needs it and what it holds."
+    if step.pairs is None or column not in step.pairs.meta:
+        raise UsageError(f"train: {what} needs Pairs with meta[{column!r}] ({detail})")
+    return list(step.pairs.meta[column])
+
+
 def _negatives(step: StepInputs) -> dict:
     "Tokens of the negative captions of the batch's rows that have one, and which rows those are."
     if 'negative_tokens' not in step.memo:
-        if step.pairs is None or 'negative' not in step.pairs.meta:
-            raise UsageError(
-                "train: the structure_margin term needs Pairs with meta['negative'] (a caption or None per "
-                "pair; clipkit.data.world.structure_negatives writes them for the world)"
-            )
-        negative = step.pairs.meta['negative']
+        detail = (
+            "a caption or None per pair; clipkit.data.world.structure_negatives writes them for the world"
+        )
+        negative = _meta_column(step, 'negative', 'the structure_margin term', detail)
         step.memo['has_negative'] = torch.tensor([isinstance(n, str) for n in negative])
         step.memo['negative_tokens'] = step.tokenizer([n if isinstance(n, str) else '' for n in negative])
     has = step.memo['has_negative'][step.batch.index]
@@ -423,12 +433,9 @@ def _negatives(step: StepInputs) -> dict:
 def _third(step: StepInputs) -> torch.Tensor:
     "Tokens of the third view of the batch's rows (pairs.meta['third']), which the text tower embeds."
     if 'third_tokens' not in step.memo:
-        if step.pairs is None or 'third' not in step.pairs.meta:
-            raise UsageError(
-                "train: the symile loss needs Pairs with meta['third'] (a text per pair: the third modality, "
-                "embedded by the text tower)"
-            )
-        step.memo['third_tokens'] = step.tokenizer([str(t) for t in step.pairs.meta['third']])
+        detail = 'a text per pair: the third modality, embedded by the text tower'
+        third = _meta_column(step, 'third', 'the symile loss', detail)
+        step.memo['third_tokens'] = step.tokenizer([str(t) for t in third])
     return step.memo['third_tokens'][step.batch.index].to(step.device)
 
 

@@ -18,7 +18,7 @@ from .feature import LinearProbe, epoch_batches
 
 # %% auto #0
 __all__ = ['interpolate', 'zero_shot_top1', 'wise_ft_sweep', 'ImageClassifier', 'start_head', 'train_classifier', 'FineTune',
-           'LPFT', 'class_prompts', 'CLIPLoRA']
+           'LPFT', 'WiSEFT', 'class_prompts', 'CLIPLoRA']
 
 # %% ../../nbs/09_adapt.weights.ipynb #7e3166fd
 def interpolate(
@@ -248,6 +248,32 @@ class LPFT(FineTune):
     name = 'lp_ft'
     uses_text = False
     defaults = {**FineTune.defaults, 'head': 'probe'}
+
+# %% ../../nbs/09_adapt.weights.ipynb #ecef974e
+@register
+class WiSEFT(FineTune):
+    "WiSE-FT: fine-tuning, then each weight interpolated between the zero-shot start and the fine-tuned one."
+
+    name = 'wise_ft'
+    defaults = {**FineTune.defaults, 'alpha': 0.5}  # the paper's fixed mixing where nothing is searched
+    infer_grid = {'alpha': [0.0, 0.25, 0.5, 0.75, 1.0]}
+
+    def _fit(self, X, y, T, val):
+        super()._fit(X, y, T, val)
+        self._mixed = {}  # alpha -> the interpolated classifier, built once
+
+    def logits(
+        self,
+        query: Features,  # Features of the query with their images
+    ) -> torch.Tensor:
+        "Class logits (N, C) of the query images from the classifier interpolated at the chosen alpha."
+        self._classes_of(query)  # raises CannotTransfer for other classes
+        if getattr(query, 'images', None) is None:
+            raise ValueError(f"{self.name}: runs the image tower, so the query Features need their images")
+        alpha = self.hp['alpha']
+        if alpha not in self._mixed:
+            self._mixed[alpha] = interpolate(self.start, self.classifier, alpha)
+        return self._mixed[alpha].logits(query.images)
 
 # %% ../../nbs/09_adapt.weights.ipynb #64ab0fcd
 def class_prompts(
