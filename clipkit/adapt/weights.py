@@ -238,7 +238,11 @@ class FineTune(Adapter):
         self._classes_of(query)  # raises CannotTransfer for other classes
         if getattr(query, 'images', None) is None:
             raise ValueError(f"{self.name}: runs the image tower, so the query Features need their images")
-        return self.classifier.logits(query.images)
+        return self._scorer().logits(query.images)
+
+    def _scorer(self) -> ImageClassifier:
+        "The classifier that scores queries: the fine-tuned one."
+        return self.classifier
 
 # %% ../../nbs/09_adapt.weights.ipynb #42f519cd
 @register
@@ -262,18 +266,12 @@ class WiSEFT(FineTune):
         super()._fit(X, y, T, val)
         self._mixed = {}  # alpha -> the interpolated classifier, built once
 
-    def logits(
-        self,
-        query: Features,  # Features of the query with their images
-    ) -> torch.Tensor:
-        "Class logits (N, C) of the query images from the classifier interpolated at the chosen alpha."
-        self._classes_of(query)  # raises CannotTransfer for other classes
-        if getattr(query, 'images', None) is None:
-            raise ValueError(f"{self.name}: runs the image tower, so the query Features need their images")
+    def _scorer(self) -> ImageClassifier:
+        "The classifier interpolated at the chosen alpha, built once per alpha."
         alpha = self.hp['alpha']
         if alpha not in self._mixed:
             self._mixed[alpha] = interpolate(self.start, self.classifier, alpha)
-        return self._mixed[alpha].logits(query.images)
+        return self._mixed[alpha]
 
 # %% ../../nbs/09_adapt.weights.ipynb #64ab0fcd
 def class_prompts(
