@@ -8,6 +8,7 @@ from __future__ import annotations
 import json, math
 from pathlib import Path
 from typing import Callable
+from fastcore.basics import patch
 import torch, torch.nn as nn, torch.nn.functional as F
 from ..config import get_seed, derive_seed, drawn_layer
 from .base import Adapter, register, as_real, fit_epochs
@@ -795,26 +796,32 @@ class APET(Adapter):
             self.value_weights,
         )
 
-    def _search(self, Q, labels, T):
-        hp = self.hp
-        with torch.no_grad():
-            keys, text, values = self._parts()
-        cache = lambda beta, weights: ((-1) * (beta - beta * (Q @ keys.T))).exp() @ values
-        grids = [ape_grid(s, n) for s, n in zip(hp['search_scale'], hp['search_step'])]
-        grids = [[hp[name]] if name in self.fixed else grid for name, grid in zip(('beta', 'alpha'), grids)]
-        return {
-            k: v
-            for k, v in ape_search(cache, 100.0 * Q @ text.T, labels, *grids, None).items()
-            if k != 'gamma'
-        }
+# %% ../../nbs/09_adapt.feature.ipynb #a9e1c0d1
+@patch
+def _search(self: APET, Q, labels, T):
+    hp = self.hp
+    with torch.no_grad():
+        keys, text, values = self._parts()
+    cache = lambda beta, weights: ((-1) * (beta - beta * (Q @ keys.T))).exp() @ values
+    grids = [ape_grid(s, n) for s, n in zip(hp['search_scale'], hp['search_step'])]
+    grids = [[hp[name]] if name in self.fixed else grid for name, grid in zip(('beta', 'alpha'), grids)]
+    return {
+        k: v for k, v in ape_search(cache, 100.0 * Q @ text.T, labels, *grids, None).items() if k != 'gamma'
+    }
 
-    def _logits(self, Q, T, classnames=None):
-        return ape_t_logits(Q, self._parts(), self.hp['alpha'], self.hp['beta']).detach()
 
-    def _state(self):
-        return (self.residual.detach().clone(), self.value_weights.detach().clone())
+@patch
+def _logits(self: APET, Q, T, classnames=None):
+    return ape_t_logits(Q, self._parts(), self.hp['alpha'], self.hp['beta']).detach()
 
-    def _load(self, s):
-        with torch.no_grad():
-            self.residual.copy_(s[0])
-            self.value_weights.copy_(s[1])
+
+@patch
+def _state(self: APET):
+    return (self.residual.detach().clone(), self.value_weights.detach().clone())
+
+
+@patch
+def _load(self: APET, s):
+    with torch.no_grad():
+        self.residual.copy_(s[0])
+        self.value_weights.copy_(s[1])

@@ -7,6 +7,7 @@ with everything (the epoch, the interpolation coefficient) chosen on the few-sho
 from __future__ import annotations
 import copy
 import torch, torch.nn as nn, torch.nn.functional as F
+from fastcore.basics import patch
 from ..types import Features, take_images
 from ..features import image_features, image_batch, zero_shot_weights, prompts_for
 from ..eval import classification_metrics
@@ -335,34 +336,40 @@ class CLIPLoRA(Adapter):
         self.lora_model.eval()
         self.iterations = total
 
-    def _pixels(self, images, train: bool) -> torch.Tensor:
-        "Model input for a batch of support or query images, augmented while training."
-        hp = self.hp
-        if train and isinstance(images, torch.Tensor) and (hp['crop_scale'] or hp['hflip']):
-            images = augment_images(images, self.rng, hp['crop_scale'], hflip=hp['hflip'])
-        pixels = image_batch(self.lora_model, images, self.preprocess)
-        return pixels.to(_model_dtype(self.lora_model))
+# %% ../../nbs/09_adapt.weights.ipynb #d1f6b3a7
+@patch
+def _pixels(self: CLIPLoRA, images, train: bool) -> torch.Tensor:
+    "Model input for a batch of support or query images, augmented while training."
+    hp = self.hp
+    if train and isinstance(images, torch.Tensor) and (hp['crop_scale'] or hp['hflip']):
+        images = augment_images(images, self.rng, hp['crop_scale'], hflip=hp['hflip'])
+    pixels = image_batch(self.lora_model, images, self.preprocess)
+    return pixels.to(_model_dtype(self.lora_model))
 
-    def _scores(self, pixels, tokens) -> torch.Tensor:
-        "scale x cosine between the images and the class prompts, both through the adapted towers."
-        text = F.normalize(self.lora_model.encode_text(tokens), dim=-1)
-        image = F.normalize(self.lora_model.encode_image(pixels), dim=-1)
-        return self.hp['scale'] * image @ text.T
 
-    def logits(
-        self,
-        query: Features,  # Features of the query with their images (and class names and templates)
-    ) -> torch.Tensor:
-        "Class logits (N, C) of the query images, over the query's classes."
-        if getattr(query, 'images', None) is None:
-            raise ValueError(f"{self.name}: runs the towers, so the query Features need their images")
-        names = query.classnames or self.classnames
-        templates = query.templates if query.templates is not None else self.support.templates
-        tokens = self.tokenizer(class_prompts(names, templates))
-        with torch.no_grad():
-            return torch.cat(
-                [
-                    self._scores(self._pixels(take_images(query.images, idx), train=False), tokens)
-                    for idx in torch.arange(len(query)).split(256)
-                ]
-            )
+@patch
+def _scores(self: CLIPLoRA, pixels, tokens) -> torch.Tensor:
+    "scale x cosine between the images and the class prompts, both through the adapted towers."
+    text = F.normalize(self.lora_model.encode_text(tokens), dim=-1)
+    image = F.normalize(self.lora_model.encode_image(pixels), dim=-1)
+    return self.hp['scale'] * image @ text.T
+
+
+@patch
+def logits(
+    self: CLIPLoRA,
+    query: Features,  # Features of the query with their images (and class names and templates)
+) -> torch.Tensor:
+    "Class logits (N, C) of the query images, over the query's classes."
+    if getattr(query, 'images', None) is None:
+        raise ValueError(f"{self.name}: runs the towers, so the query Features need their images")
+    names = query.classnames or self.classnames
+    templates = query.templates if query.templates is not None else self.support.templates
+    tokens = self.tokenizer(class_prompts(names, templates))
+    with torch.no_grad():
+        return torch.cat(
+            [
+                self._scores(self._pixels(take_images(query.images, idx), train=False), tokens)
+                for idx in torch.arange(len(query)).split(256)
+            ]
+        )
