@@ -37,6 +37,8 @@ def test_every_adapter_has_one_shape(name, splits, monkeypatch):
     model, tok, pre, support, val, test = splits
     quick = {'epochs': 1} if 'epochs' in ADAPTERS[name].defaults else {}
     quick = {'n_iters': 1} if 'n_iters' in ADAPTERS[name].defaults else quick
+    if 'depth_text' in ADAPTERS[name].defaults:  # the official depth 9 is deeper than the tiny ViT's towers
+        quick.update(depth_text=2, depth_vision=3)
     method = adapter(name, model, tok, pre, seed=0, **quick)
 
     def no_fork(*args, **kwargs):
@@ -80,8 +82,9 @@ def test_every_test_time_method_has_the_second_shape(name, splits, monkeypatch):
 
 
 def test_the_registry_covers_every_family():
-    families = {'zero_shot', 'tip_adapter_f', 'coop', 'cocoop', 'kgcoop', 'prograd', 'maple', 'ft', 'lp_ft'}
-    assert families <= set(ADAPTERS), 'feature-level methods, prompt learners, MaPLe and fine-tuning'
+    families = {'zero_shot', 'tip_adapter_f', 'coop', 'cocoop', 'kgcoop', 'prograd', 'maple', 'ivlp', 'promptsrc'}
+    families |= {'ft', 'lp_ft', 'clip_lora'}
+    assert families <= set(ADAPTERS), 'feature-level methods, prompt learners, deep prompts and fine-tuning'
 
 
 def test_a_seed_reaches_the_method(splits):

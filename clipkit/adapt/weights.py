@@ -13,9 +13,10 @@ from ..features import image_features, image_batch, zero_shot_weights, prompts_f
 from ..eval import classification_metrics
 from ..config import get_seed, derive_seed
 from ..models import apply_lora, only_lora_trains
-from ..train import augment_images, hold_frozen_norms
+from ..train import hold_frozen_norms
 from .base import Adapter, register, fit_epochs
 from .feature import LinearProbe, epoch_batches
+from .prompt import support_pixels
 
 # %% auto #0
 __all__ = ['interpolate', 'zero_shot_top1', 'wise_ft_sweep', 'ImageClassifier', 'start_head', 'train_classifier', 'FineTune',
@@ -282,10 +283,6 @@ def class_prompts(
     "One prompt per class from the first template (CLIP-LoRA's dataset.template[0])."
     return [prompts_for(name, templates)[0] for name in classnames]
 
-
-def _model_dtype(model):
-    return next(model.parameters()).dtype
-
 # %% ../../nbs/09_adapt.weights.ipynb #c1822eb3
 @register
 class CLIPLoRA(Adapter):
@@ -341,10 +338,8 @@ class CLIPLoRA(Adapter):
 def _pixels(self: CLIPLoRA, images, train: bool) -> torch.Tensor:
     "Model input for a batch of support or query images, augmented while training."
     hp = self.hp
-    if train and isinstance(images, torch.Tensor) and (hp['crop_scale'] or hp['hflip']):
-        images = augment_images(images, self.rng, hp['crop_scale'], hflip=hp['hflip'])
-    pixels = image_batch(self.lora_model, images, self.preprocess)
-    return pixels.to(_model_dtype(self.lora_model))
+    generator = self.rng if train else None
+    return support_pixels(self.lora_model, images, self.preprocess, generator, hp['crop_scale'], hp['hflip'])
 
 
 @patch
