@@ -39,6 +39,8 @@ def test_every_adapter_has_one_shape(name, splits, monkeypatch):
     quick = {'n_iters': 1} if 'n_iters' in ADAPTERS[name].defaults else quick
     if 'depth_text' in ADAPTERS[name].defaults:  # the official depth 9 is deeper than the tiny ViT's towers
         quick.update(depth_text=2, depth_vision=3)
+    if 'depth' in ADAPTERS[name].defaults:
+        quick.update(depth=2)
     method = adapter(name, model, tok, pre, seed=0, **quick)
 
     def no_fork(*args, **kwargs):

@@ -5,7 +5,7 @@ text tower), MaPLe, IVLP and PromptSRC (deep prompts in both towers), and GRIP p
 
 # %% ../../nbs/09_adapt.prompt.ipynb #f3833827
 from __future__ import annotations
-import math
+import copy, math
 import torch, torch.nn as nn, torch.nn.functional as F
 from fastcore.basics import patch
 from open_clip.transformer import text_global_pool
@@ -72,10 +72,12 @@ def placeholder_prompts(
     tokenizer,  # the model's tokenizer
     classnames: list,  # the class names, in label order
     n_ctx: int,  # context slots (X tokens) before the class name
+    prefix: str | None = None,  # the text before the class name; None: n_ctx X tokens
 ) -> tuple:
-    """Tokens and token embeddings of 'X X ... X <class>.' for each class; the X positions are the context
-    slots."""
-    tokens = tokenizer([' '.join(['X'] * n_ctx) + f' {c}.' for c in classnames])
+    """Tokens and token embeddings of 'X X ... X <class>.' (or '<prefix> <class>.') for each class; the n_ctx
+    positions after the start token are the context slots."""
+    prefix = ' '.join(['X'] * n_ctx) if prefix is None else prefix
+    tokens = tokenizer([f'{prefix} {c}.' for c in classnames])
     with torch.no_grad():
         return tokens, model.token_embedding(tokens)
 
@@ -142,9 +144,13 @@ class FrozenModelAdapter(Adapter):
         key = tuple(classnames)
         if key not in self._prompt_cache:
             self._prompt_cache[key] = placeholder_prompts(
-                self.model, self.tokenizer, classnames, self.hp['n_ctx']
+                self.model, self.tokenizer, classnames, self.hp['n_ctx'], self._prompt_prefix()
             )
         return self._prompt_cache[key]
+
+    def _prompt_prefix(self):
+        "The prompt text before the class name; None: n_ctx X tokens (CoOp's placeholders)."
+        return None
 
 # %% ../../nbs/09_adapt.prompt.ipynb #367fa250
 class PromptLearner(FrozenModelAdapter):
@@ -361,6 +367,24 @@ class DeepPrompts(FrozenModelAdapter):
                 f"{self.name}: {key} must lie in [{low}, {high}] for this model, got {self.hp[key]}"
             )
 
+    def _prompt_prefix(self):
+        "The official prompt's text before the class name, `init`, whose first n_ctx tokens are learned."
+        hp = self.hp
+        if not hp['init'] or hp['n_ctx'] > 4:
+            return None  # the official random start, behind X placeholders
+        words = int((self.tokenizer([hp['init']])[0] > 0).sum()) - 2  # tokens between start and end
+        return hp['init'] if words >= hp['n_ctx'] else None  # shorter: noise pads the words (CoOp's rule)
+
+    def _dtype(self):
+        return self.model.token_embedding.weight.dtype
+
+    def _language_prompts(self, depth):
+        "Fresh language prompts of `depth` layers: the first from `init` (noise past 4 tokens), then noise."
+        n, d = self.hp['n_ctx'], self.model.token_embedding.weight.shape[1]
+        first = init_context(self.model, self.tokenizer, self.hp['init'] if n <= 4 else '', n, self.rng)
+        deeper = [torch.randn(n, d, generator=self.rng) * 0.02 for _ in range(depth - 1)]  # N(0, 0.02)
+        return nn.ParameterList([p.to(self._dtype()) for p in [first] + deeper])
+
     def _support_images(self):
         "The support images the towers run on, once the class names are known to have come too."
         if self.support.images is None:
@@ -391,49 +415,92 @@ class MaPLe(DeepPrompts):
 
     name = 'maple'
     defaults = {
-        'n_ctx': 2,  # prompt tokens per layer
-        'depth': 2,  # layers that take prompts, from the first
-        'init': 'a photo of a',  # words that initialise the first layer's language prompt
-        'epochs': 20,  # passes over the support images
-        'lr': 3e-3,  # Adam's learning rate
-        'batch_size': 32,  # support images per step
+        'n_ctx': 2,  # prompt tokens per layer (N_CTX)
+        'depth': 9,  # layers of both towers that take prompts, from the first (PROMPT_DEPTH)
+        'init': 'a photo of a',  # words that start the first language prompt, up to 4 tokens (CTX_INIT)
+        'epochs': 5,  # passes over the support images (OPTIM.MAX_EPOCH)
+        'lr': 0.0035,  # SGD's rate under Dassl's cosine, after one epoch at 1e-5 (OPTIM.LR)
+        'batch_size': 4,  # support images per step (DATALOADER.TRAIN_X.BATCH_SIZE)
+        'momentum': 0.9,  # SGD's momentum (Dassl's default)
+        'weight_decay': 5e-4,  # SGD's weight decay (Dassl's default)
+        'crop_scale': (0.08, 1.0),  # the random resized crop's area range (random_resized_crop); None: off
+        'hflip': 0.5,  # the chance of a horizontal flip (random_flip)
     }
 
     def _check_depths(self):
         self._check_depth('depth', 1, min(self.layers.values()))
 
+    def _start(self):
+        "Fresh language prompts and couplings: `proj`, then one layer cloned for each deeper layer."
+        d, width = self.model.token_embedding.weight.shape[1], self.model.visual.conv1.out_channels
+        self.ctx = self._language_prompts(self.hp['depth'])
+        proj = drawn_layer(nn.Linear, d, width, generator=self.rng)
+        single_layer = drawn_layer(nn.Linear, d, width, generator=self.rng)  # _get_clones copies one layer
+        clones = [copy.deepcopy(single_layer) for _ in range(self.hp['depth'] - 1)]
+        self.couple = nn.ModuleList([proj] + clones).to(self._dtype())
+
     def _vision(self):
         return [c(p) for c, p in zip(self.couple, self.ctx)]
 
     def _learned(self):
-        "Every learned tensor, as one module (for keeping the best epoch)."
+        "Every learned tensor, as one module."
         return nn.ModuleDict({'ctx': self.ctx, 'couple': self.couple})
 
 # %% ../../nbs/09_adapt.prompt.ipynb #957ad7fc
 @patch
-def _fit(self: MaPLe, X, y, T, val):
+def _fit(self: DeepPrompts, X, y, T, val):
     images = self._support_images()
     hp = self.hp
-    n, J = hp['n_ctx'], hp['depth']
-    d = self.model.token_embedding.weight.shape[1]
-    first = nn.Parameter(init_context(self.model, self.tokenizer, hp['init'], n, self.rng))
-    deeper = [nn.Parameter(torch.randn(n, d, generator=self.rng) * 0.02) for _ in range(J - 1)]
-    self.ctx = nn.ParameterList([first] + deeper)
-    width = self.model.visual.conv1.out_channels
-    self.couple = nn.ModuleList([drawn_layer(nn.Linear, d, width, generator=self.rng) for _ in range(J)])
-    opt = torch.optim.Adam(list(self.ctx.parameters()) + list(self.couple.parameters()), lr=hp['lr'])
+    self._start()
+    learned = list(self._learned().parameters())
+    opt = torch.optim.SGD(learned, lr=hp['lr'], momentum=hp['momentum'], weight_decay=hp['weight_decay'])
+    batches = epoch_batches(len(y), hp['batch_size'], self.rng)  # Dassl's loader: full batches only
+    per_epoch = len(y) // min(hp['batch_size'], len(y))
     scale = self.model.logit_scale.exp().detach()
+    self._begin(scale)
 
-    def epoch(_):
-        for idx in torch.randperm(len(y), generator=self.rng).split(hp['batch_size']):
-            x = support_pixels(self.model, take_images(images, idx), self.preprocess)
-            f = encode_image_prompts(self.model.visual, x, self._vision())
-            loss = F.cross_entropy(scale * f @ self._text(self.classnames).T, y[idx])
+    def epoch(number):
+        for group in opt.param_groups:
+            group['lr'] = dassl_epoch_lr(number - 1, hp['lr'], hp['epochs'])
+        terms = []
+        for _ in range(per_epoch):
+            idx = next(batches)
+            pixels = support_pixels(
+                self.model, take_images(images, idx), self.preprocess, self.rng, hp['crop_scale'], hp['hflip']
+            )
+            loss, parts = self._loss(pixels, y[idx], scale)
             opt.zero_grad()
             loss.backward()
             opt.step()
+            terms.append(parts)
+        self._epoch_done(number)
+        return {k: sum(t[k] for t in terms) / len(terms) for k in terms[0]}
 
-    self.history = self._epochs(val, hp['epochs'], epoch)
+    self.history = fit_epochs(hp['epochs'], epoch)  # the official run tests its last epoch
+    self._end()
+
+
+@patch
+def _loss(self: DeepPrompts, pixels, labels, scale):
+    "The training loss of a batch (cross-entropy; PromptSRC adds its regularisers), and its terms as numbers."
+    image, text = self._features(pixels, self.classnames)
+    loss = F.cross_entropy(scale * image @ text.T, labels)
+    return loss, {'ce': loss.item()}
+
+
+@patch
+def _begin(self: DeepPrompts, scale):
+    "Before the first epoch (PromptSRC: its frozen anchors)."
+
+
+@patch
+def _epoch_done(self: DeepPrompts, number):
+    "After epoch `number` (PromptSRC: the aggregation)."
+
+
+@patch
+def _end(self: DeepPrompts):
+    "After the last epoch (PromptSRC: load the aggregate)."
 
 # %% ../../nbs/09_adapt.prompt.ipynb #d23cc5cf
 @patch
@@ -492,16 +559,15 @@ class IVLP(DeepPrompts):
         self._check_depth('depth_vision', 0, self.layers['vision'])
 
     def _start(self):
-        "Fresh prompts: the first language prompt from `init` (noise past 4 tokens, officially), then noise."
+        "Fresh language prompts, and vision prompts drawn from N(0, 0.02)."
         hp = self.hp
-        d = self.model.token_embedding.weight.shape[1]
         width = self.model.visual.conv1.out_channels
-        noise = lambda n, dim: torch.randn(n, dim, generator=self.rng) * 0.02
-        init = hp['init'] if hp['n_ctx'] <= 4 else ''
-        first = init_context(self.model, self.tokenizer, init, hp['n_ctx'], self.rng)
-        deeper = [noise(hp['n_ctx'], d) for _ in range(hp['depth_text'] - 1)]
-        self.ctx = nn.ParameterList([first] + deeper)
-        self.vision = nn.ParameterList([noise(hp['n_ctx_vision'], width) for _ in range(hp['depth_vision'])])
+        self.ctx = self._language_prompts(hp['depth_text'])
+        vision = [
+            torch.randn(hp['n_ctx_vision'], width, generator=self.rng) * 0.02
+            for _ in range(hp['depth_vision'])
+        ]
+        self.vision = nn.ParameterList([p.to(self._dtype()) for p in vision])
 
     def _vision(self):
         return list(self.vision)
@@ -509,54 +575,6 @@ class IVLP(DeepPrompts):
     def _learned(self):
         "Every learned tensor, as one module."
         return nn.ModuleDict({'ctx': self.ctx, 'vision': self.vision})
-
-    def _loss(self, pixels, labels, scale):
-        "The training loss of a batch, and its terms as numbers."
-        image, text = self._features(pixels, self.classnames)
-        loss = F.cross_entropy(scale * image @ text.T, labels)
-        return loss, {'ce': loss.item()}
-
-    def _begin(self, scale):
-        "Before the first epoch (PromptSRC: its frozen anchors)."
-
-    def _epoch_done(self, number):
-        "After epoch `number` (PromptSRC: the aggregation)."
-
-    def _end(self):
-        "After the last epoch (PromptSRC: load the aggregate)."
-
-# %% ../../nbs/09_adapt.prompt.ipynb #f0a477ab
-@patch
-def _fit(self: IVLP, X, y, T, val):
-    images = self._support_images()
-    hp = self.hp
-    self._start()
-    prompts = list(self._learned().parameters())
-    opt = torch.optim.SGD(prompts, lr=hp['lr'], momentum=hp['momentum'], weight_decay=hp['weight_decay'])
-    batches = epoch_batches(len(y), hp['batch_size'], self.rng)  # Dassl's loader: full batches only
-    per_epoch = len(y) // min(hp['batch_size'], len(y))
-    scale = self.model.logit_scale.exp().detach()
-    self._begin(scale)
-
-    def epoch(number):
-        for group in opt.param_groups:
-            group['lr'] = dassl_epoch_lr(number - 1, hp['lr'], hp['epochs'])
-        terms = []
-        for _ in range(per_epoch):
-            idx = next(batches)
-            pixels = support_pixels(
-                self.model, take_images(images, idx), self.preprocess, self.rng, hp['crop_scale'], hp['hflip']
-            )
-            loss, parts = self._loss(pixels, y[idx], scale)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            terms.append(parts)
-        self._epoch_done(number)
-        return {k: sum(t[k] for t in terms) / len(terms) for k in terms[0]}
-
-    self.history = fit_epochs(hp['epochs'], epoch)  # the official run tests its last epoch
-    self._end()
 
 # %% ../../nbs/09_adapt.prompt.ipynb #b6798ee9
 PROMPTSRC_TEMPLATES = [IMAGENET_TEMPLATES[39]] + IMAGENET_TEMPLATES[:39] + IMAGENET_TEMPLATES[40:60]
