@@ -337,6 +337,14 @@ class DeepPrompts(FrozenModelAdapter):
 
     uses_text = False
     transfers = True
+    defaults = {  # what the official configurations share
+        'init': 'a photo of a',  # words that start the first language prompt, up to 4 tokens (CTX_INIT)
+        'batch_size': 4,  # support images per step (DATALOADER.TRAIN_X.BATCH_SIZE)
+        'momentum': 0.9,  # SGD's momentum (Dassl's default)
+        'weight_decay': 5e-4,  # SGD's weight decay (Dassl's default)
+        'crop_scale': (0.08, 1.0),  # the random resized crop's area range (random_resized_crop); None: off
+        'hflip': 0.5,  # the chance of a horizontal flip (random_flip)
+    }
 
     def __init__(
         self,
@@ -417,14 +425,9 @@ class MaPLe(DeepPrompts):
     defaults = {
         'n_ctx': 2,  # prompt tokens per layer (N_CTX)
         'depth': 9,  # layers of both towers that take prompts, from the first (PROMPT_DEPTH)
-        'init': 'a photo of a',  # words that start the first language prompt, up to 4 tokens (CTX_INIT)
+        **DeepPrompts.defaults,
         'epochs': 5,  # passes over the support images (OPTIM.MAX_EPOCH)
         'lr': 0.0035,  # SGD's rate under Dassl's cosine, after one epoch at 1e-5 (OPTIM.LR)
-        'batch_size': 4,  # support images per step (DATALOADER.TRAIN_X.BATCH_SIZE)
-        'momentum': 0.9,  # SGD's momentum (Dassl's default)
-        'weight_decay': 5e-4,  # SGD's weight decay (Dassl's default)
-        'crop_scale': (0.08, 1.0),  # the random resized crop's area range (random_resized_crop); None: off
-        'hflip': 0.5,  # the chance of a horizontal flip (random_flip)
     }
 
     def _check_depths(self):
@@ -544,14 +547,9 @@ class IVLP(DeepPrompts):
         'n_ctx_vision': 4,  # vision prompt tokens per layer (N_CTX_VISION)
         'depth_text': 9,  # text layers that take prompts, from the first (PROMPT_DEPTH_TEXT)
         'depth_vision': 9,  # image layers that take prompts, from the first (PROMPT_DEPTH_VISION); 0: none
-        'init': 'a photo of a',  # words that start the first language prompt, up to 4 tokens (CTX_INIT)
+        **DeepPrompts.defaults,
         'epochs': 20,  # passes over the support images (OPTIM.MAX_EPOCH)
         'lr': 0.0025,  # SGD's rate under Dassl's cosine, after one epoch at 1e-5 (OPTIM.LR)
-        'batch_size': 4,  # support images per step (DATALOADER.TRAIN_X.BATCH_SIZE)
-        'momentum': 0.9,  # SGD's momentum (Dassl's default)
-        'weight_decay': 5e-4,  # SGD's weight decay (Dassl's default)
-        'crop_scale': (0.08, 1.0),  # the random resized crop's area range (random_resized_crop); None: off
-        'hflip': 0.5,  # the chance of a horizontal flip (random_flip)
     }
 
     def _check_depths(self):
