@@ -18,8 +18,8 @@ from ..features import zero_shot_weights
 # %% auto #0
 __all__ = ['ZeroShot', 'LinearProbe', 'tip_logits', 'TipAdapter', 'TipAdapterF', 'GDA', 'CLIPAdapter', 'LPPP', 'clap_anchors',
            'TextAnchored', 'clap_train', 'CLAP', 'template_weights', 'zpe', 'ZPE', 'dclip_sentence', 'read_descriptors',
-           'real_retrieve', 'epoch_batches', 'real_lr', 'real_linear', 'dassl_epoch_lr', 'TaskRes', 'ape_channels',
-           'ape_values', 'ape_grid', 'ape_search', 'APE', 'ape_t_parts', 'ape_t_logits', 'APET']
+           'real_retrieve', 'epoch_batches', 'real_lr', 'real_linear', 'REALLinear', 'dassl_epoch_lr', 'TaskRes',
+           'ape_channels', 'ape_values', 'ape_grid', 'ape_search', 'APE', 'ape_t_parts', 'ape_t_logits', 'APET']
 
 # %% ../../nbs/09_adapt.feature.ipynb #3a2b1b0a
 @register
@@ -532,6 +532,28 @@ def real_linear(
         loss.backward()
         optimizer.step()
     return wise_alpha * head.detach() + (1 - wise_alpha) * W0
+
+# %% ../../nbs/09_adapt.feature.ipynb #0db4b388
+@register
+class REALLinear(Adapter):
+    "REAL-Linear as an adapter: the cross-modal head trained on the support images and the class prompts."
+
+    name, uses_text = 'real_linear', True
+    defaults = {
+        'iterations': None,  # None: min(32000, 10 × support size / 32), the official rule
+        'lr': 1e-4,  # AdamW's peak learning rate
+        'weight_decay': 0.01,  # AdamW's weight decay
+        'batch_size': 32,  # images per batch, and prompts per batch
+        'wise_alpha': 0.5,  # the trained head's share in the final one
+    }
+
+    def _fit(self, X, y, T, val):
+        hp = self.hp
+        prompt_labels = torch.arange(len(T))
+        self.head = real_linear(X, y, T, prompt_labels, T, seed=self.seed, **hp)
+
+    def _logits(self, Q, T, classnames=None):
+        return 100.0 * Q @ self.head.T  # e^4.60517, the official logit scale
 
 # %% ../../nbs/09_adapt.feature.ipynb #570c8acb
 def dassl_epoch_lr(
