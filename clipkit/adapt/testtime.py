@@ -196,13 +196,17 @@ class DMN(TestTimeAdapter):
         'beta': 5.5,  # the sharpness of the read-out's similarity weights
         'selection': 0.1,  # the share of the most confident views behind the pseudo-label
         'weight': 1.0,  # the memory prediction's weight (the official code searches it on test labels)
+        'static_weight': 1.0,  # DMN-TF, after `remember(shots)`: the static memory's weight (the same)
     }
+    shots = None  # (C, K, D) the labelled shots of `remember`, or None (zero-shot DMN)
 
     def _reset(self):
-        self.memory = None
+        self.memory = None  # the test stream's memory; the shots stay
 
     def _predict(self, views, W):
         if self.memory is None:
+            if self.shots is not None and len(self.shots) != len(W):
+                raise ValueError(f"dmn: the shots have {len(self.shots)} classes, the test {len(W)}")
             C, D, M = len(W), W.shape[1], self.hp['memory_size']
             self.memory = views.new_zeros(C, M, D)
             self.entropy = views.new_zeros(C, M)
@@ -233,12 +237,41 @@ def _step(self: DMN, views, W, scale):
     entropy = -(probs * torch.log(probs + 1e-6)).sum(1)
     keep = max(1, int(len(views) * self.hp['selection']))
     self._file(views[0], probs[torch.argsort(entropy, descending=False)[:keep]].mean(0))
-    memorised = torch.cat([self.memory, W[:, None]], 1)  # the text feature is one more slot per class
-    empty = memorised.sum(-1) == 0
-    keys = torch.where(empty[..., None], 0.0, memorised / memorised.norm(dim=-1, keepdim=True))
-    weights = torch.exp(-self.hp['beta'] * (-(keys * views[0]).sum(-1) + 1))
+    fixed = W[:, None] if self.shots is None else torch.cat([W[:, None], self.shots], 1)  # text, then shots
+    dynamic = self._read(torch.cat([self.memory, fixed], 1), views[0], scale)
+    if self.shots is None:
+        return probs[0] + self.hp['weight'] * dynamic
+    return (
+        probs[0] + self.hp['weight'] * dynamic + self.hp['static_weight'] * self._read(fixed, views[0], scale)
+    )
+
+
+@patch
+def _read(self: DMN, slots, image, scale):
+    "get_image_pred: class probabilities of one image from its similarity-weighted read of (C, M, D) slots."
+    empty = slots.sum(-1) == 0
+    keys = torch.where(empty[..., None], 0.0, slots / slots.norm(dim=-1, keepdim=True))
+    weights = torch.exp(-self.hp['beta'] * (-(keys * image).sum(-1) + 1))
     prototypes = F.normalize(F.normalize((keys * weights[..., None]).sum(1), dim=-1), dim=-1)
-    return probs[0] + self.hp['weight'] * (scale * prototypes @ views[0]).softmax(0)
+    return (scale * prototypes @ image).softmax(0)
+
+
+@patch
+def remember(
+    self: DMN,
+    support: Features,  # labelled shots, the same number for every class
+) -> DMN:
+    """Training-free few-shot DMN (DMN-TF): the shots join the text feature as fixed slots of the dynamic
+    memory and form the static memory, whose read-out is added with `static_weight`."""
+    labels = torch.as_tensor(support.labels)
+    counts = torch.bincount(labels)
+    if len(counts) == 0 or (counts != counts[0]).any():
+        raise ValueError(
+            f"dmn: remember takes the same number of shots per class, got counts {counts.tolist()}"
+        )
+    order = torch.argsort(labels, stable=True)
+    self.shots = F.normalize(as_real(support.image), dim=-1)[order].view(len(counts), int(counts[0]), -1)
+    return self
 
 # %% ../../nbs/09_adapt.testtime.ipynb #d02eae63
 def transclip_affinity(
