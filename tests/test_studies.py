@@ -20,8 +20,14 @@ TINY = {
         pretrain_pairs=512,
         n_test_per_class=2,
         methods=['zero_shot', 'zpe', 'linear_probe', 'tip_adapter', 'clip_adapter', 'coop', 'ft'],
-        hyperparameters={'coop': {'epochs': 1}, 'ft': {'epochs': 1}},
+        hyperparameters={
+            'coop': {'epochs': 1},
+            'ft': {'epochs': 1},
+            'promptsrc': {'epochs': 1, 'depth_text': 2, 'depth_vision': 3},
+        },
         protocol_shots=2,
+        vit_methods=['zero_shot', 'promptsrc'],
+        vit_pretrain_steps=5,
     ),
     'modality_gap': dict(
         temperatures=[0.1], steps=4, n_pairs=256, batch_size=32, n_retrieval=20, n_per_class=1
