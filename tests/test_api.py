@@ -84,8 +84,8 @@ def test_every_test_time_method_has_the_second_shape(name, splits, monkeypatch):
 
 
 def test_the_registry_covers_every_family():
-    families = {'zero_shot', 'tip_adapter_f', 'coop', 'cocoop', 'kgcoop', 'prograd', 'maple', 'ivlp', 'promptsrc'}
-    families |= {'ft', 'lp_ft', 'clip_lora'}
+    families = {'zero_shot', 'tip_adapter_f', 'coop', 'cocoop', 'kgcoop', 'prograd'}
+    families |= {'maple', 'ivlp', 'promptsrc', 'ft', 'lp_ft', 'clip_lora'}
     assert families <= set(ADAPTERS), 'feature-level methods, prompt learners, deep prompts and fine-tuning'
 
 
