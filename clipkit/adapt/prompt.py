@@ -331,7 +331,7 @@ def support_pixels(
         images = augment_images(images, generator, crop_scale, hflip=hflip)
     return image_batch(model, images, preprocess).to(next(model.parameters()).dtype)
 
-# %% ../../nbs/09_adapt.prompt.ipynb #e7e9612a
+# %% ../../nbs/09_adapt.prompt.ipynb #5751d4cf
 class DeepPrompts(FrozenModelAdapter):
     "Learned prompts inside both towers of a frozen open_clip ViT CLIP (MaPLe, IVLP, PromptSRC)."
 
@@ -386,35 +386,41 @@ class DeepPrompts(FrozenModelAdapter):
     def _dtype(self):
         return self.model.token_embedding.weight.dtype
 
-    def _language_prompts(self, depth):
-        "Fresh language prompts of `depth` layers: the first from `init` (noise past 4 tokens), then noise."
-        n, d = self.hp['n_ctx'], self.model.token_embedding.weight.shape[1]
-        first = init_context(self.model, self.tokenizer, self.hp['init'] if n <= 4 else '', n, self.rng)
-        deeper = [torch.randn(n, d, generator=self.rng) * 0.02 for _ in range(depth - 1)]  # N(0, 0.02)
-        return nn.ParameterList([p.to(self._dtype()) for p in [first] + deeper])
+# %% ../../nbs/09_adapt.prompt.ipynb #4d17e2b9
+@patch
+def _language_prompts(self: DeepPrompts, depth):
+    "Fresh language prompts of `depth` layers: the first from `init` (noise past 4 tokens), then noise."
+    n, d = self.hp['n_ctx'], self.model.token_embedding.weight.shape[1]
+    first = init_context(self.model, self.tokenizer, self.hp['init'] if n <= 4 else '', n, self.rng)
+    deeper = [torch.randn(n, d, generator=self.rng) * 0.02 for _ in range(depth - 1)]  # N(0, 0.02)
+    return nn.ParameterList([p.to(self._dtype()) for p in [first] + deeper])
 
-    def _support_images(self):
-        "The support images the towers run on, once the class names are known to have come too."
-        if self.support.images is None:
-            raise ValueError(
-                f"{self.name}: prompts the image tower, so the support Features need their images"
-            )
-        if self.classnames is None:
-            raise ValueError(f"{self.name}: needs the support set's class names (Features.classnames)")
-        return self.support.images
 
-    def _text(self, classnames):
-        "Class embeddings (C, D): ctx[0] in the context slots of the input, ctx[j] replacing them at layer j."
-        tokens, emb = self._prompts(classnames)
-        P = list(self.ctx)
-        n = P[0].shape[0]
-        C = len(classnames)
-        x = torch.cat([emb[:, :1], P[0][None].expand(C, -1, -1), emb[:, 1 + n :]], 1)
-        return encode_text_embeddings(self.model, x, tokens, deep=P[1:])
+@patch
+def _support_images(self: DeepPrompts):
+    "The support images the towers run on, once the class names are known to have come too."
+    if self.support.images is None:
+        raise ValueError(f"{self.name}: prompts the image tower, so the support Features need their images")
+    if self.classnames is None:
+        raise ValueError(f"{self.name}: needs the support set's class names (Features.classnames)")
+    return self.support.images
 
-    def _features(self, pixels, classnames):
-        "The prompted towers' normalised (image (B, D), text (C, D)) embeddings."
-        return encode_image_prompts(self.model.visual, pixels, self._vision()), self._text(classnames)
+
+@patch
+def _text(self: DeepPrompts, classnames):
+    "Class embeddings (C, D): ctx[0] in the context slots of the input, ctx[j] replacing them at layer j."
+    tokens, emb = self._prompts(classnames)
+    P = list(self.ctx)
+    n = P[0].shape[0]
+    C = len(classnames)
+    x = torch.cat([emb[:, :1], P[0][None].expand(C, -1, -1), emb[:, 1 + n :]], 1)
+    return encode_text_embeddings(self.model, x, tokens, deep=P[1:])
+
+
+@patch
+def _features(self: DeepPrompts, pixels, classnames):
+    "The prompted towers' normalised (image (B, D), text (C, D)) embeddings."
+    return encode_image_prompts(self.model.visual, pixels, self._vision()), self._text(classnames)
 
 # %% ../../nbs/09_adapt.prompt.ipynb #824b4234
 @register
