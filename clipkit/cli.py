@@ -503,7 +503,7 @@ def train_cmd(
     if task is not None:
         check_classification(task, f'--val-data {a.val_data}')
     rank, world = init_distributed()
-    ctx = run_context(a.device, a.seed, a.threads)  # resolved once, passed down through the config
+    ctx = run_context(a.device, a.seed, a.threads)  # resolved once, passed down to train
     pairs = load_pairs(
         a.train_data,
         a.n_pairs,
@@ -527,7 +527,7 @@ def train_cmd(
             f'val.{k}': v for k, v in zero_shot_eval(model, tok, task, pre, workers=cfg.workers).items()
         }
     train_pre = train_transform(m) if a.augment else pre  # run in the DataLoader workers with the decoding
-    hist = train(m, tok, pairs, cfg, eval_fn, train_pre, resume=a.resume, allow_changed=allowed)
+    hist = train(m, tok, pairs, cfg, eval_fn, train_pre, resume=a.resume, allow_changed=allowed, context=ctx)
     if rank == 0:
         with atomic_path(a.out, folder=True) as tmp:  # the output folder appears whole or not at all
             save(m, tmp, extra={'world_size': world, 'train_data': a.train_data})

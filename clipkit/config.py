@@ -6,7 +6,7 @@
 from __future__ import annotations
 import configparser, contextlib, difflib, functools, hashlib, importlib.util, itertools, math, operator, os
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 import numpy as np, torch
 
@@ -372,6 +372,10 @@ class RunContext:
     def generator(self, *keys) -> torch.Generator:
         "A fresh CPU generator seeded for `keys`; with no keys, seeded with the root seed itself."
         return torch.Generator().manual_seed(self.derive_seed(*keys) if keys else self.seed)
+
+    def reseeded(self, seed: int) -> RunContext:
+        "This context at another root seed (a study's model seed), with device, threads and paths kept."
+        return replace(self, seed=int(seed))
 
     def apply(self) -> RunContext:
         "Set torch's threads and seed every global generator with the root seed; return the context."

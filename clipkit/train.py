@@ -12,7 +12,7 @@ from typing import ClassVar
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from .config import UsageError, check_fields, did_you_mean, run_context, get_seed, local_rank
-from .config import derive_seed, seeded
+from .config import RunContext, derive_seed, get_device, seeded
 from .util import fingerprint
 from .util import atomic_path, write_atomic, clean_temporaries, progress_bar, report_progress
 from .losses import INPUTS, ContrastiveLoss, Objective, StepInputs, Term, dist_info, get_loss
@@ -28,8 +28,8 @@ from .data.stream import augmented_inputs
 __all__ = ['PRECISIONS', 'SSL_VIEWS', 'RUN_ONLY_FIELDS', 'MIN_BATCH', 'TRAINER_DRAWS', 'TrainConfig', 'lr_at', 'make_optimizers',
            'batch_order', 'sampler_order', 'train_step', 'augments', 'augment_images', 'Augment', 'group_ids',
            'prepare', 'hold_frozen_norms', 'conv_tower', 'objective_of', 'data_identity', 'transform_identity',
-           'checkpoint_problem', 'init_distributed', 'distributed_model', 'batches', 'check_allow_changed', 'train',
-           'task_pairs', 'world_model']
+           'checkpoint_problem', 'init_distributed', 'distributed_model', 'batches', 'check_allow_changed',
+           'config_in_context', 'train', 'task_pairs', 'world_model']
 
 # %% ../nbs/06_train.ipynb #8c1650f0
 @dataclass
@@ -1124,6 +1124,24 @@ def _finish(model, history: list, bad: BadSamples, log) -> pd.DataFrame:
     out.attrs['skipped'] = skipped  # bad samples dropped from batches, by reason
     return out
 
+# %% ../nbs/06_train.ipynb #8520a371
+def config_in_context(
+    cfg: TrainConfig | None,  # the trainer's settings; TrainConfig() where None
+    context: RunContext | None,  # the run's context; where None, resolved from cfg's device, seed and threads
+) -> tuple:
+    "(cfg with the run's seed and device filled in, the run's context), checking that the two agree."
+    cfg = cfg or TrainConfig()
+    if context is None:
+        context = run_context(cfg.device, cfg.seed, cfg.threads)
+    given = dict(device=cfg.device and get_device(cfg.device), seed=cfg.seed, threads=cfg.threads)
+    for name, value in given.items():
+        if value is not None and value != getattr(context, name):
+            raise UsageError(
+                f"train: cfg.{name} is {value!r} but the run context's is {getattr(context, name)!r}; "
+                "give it in one place"
+            )
+    return replace(cfg, seed=context.seed, device=str(context.device)), context
+
 # %% ../nbs/06_train.ipynb #07dcfc9b
 def train(
     model,  # an open_clip model
@@ -1137,11 +1155,10 @@ def train(
     until: int | None = None,  # stop after this step (as if interrupted), keeping the schedule of cfg.steps
     teacher=None,  # a frozen model for the distill, affinity and cwcl losses (their teacher inputs)
     sampler=None,  # choose each epoch's rows (clipkit.curation.BalancedSampler: online MetaCLIP balancing)
+    context: RunContext | None = None,  # the run's device, seed and threads; from cfg's fields where None
 ) -> pd.DataFrame:
     "Train `model` contrastively on `pairs`; returns the history as a DataFrame."
-    cfg = cfg or TrainConfig()
-    ctx = run_context(cfg.device, cfg.seed, cfg.threads)  # resolved once: device, seed, threads
-    cfg = replace(cfg, seed=ctx.seed, device=str(ctx.device))
+    cfg, ctx = config_in_context(cfg, context)  # resolved once: device, seed, threads
     goal = objective_of(cfg, model)  # resolved once: every name and keyword is checked here
     rank, world = dist_info()
     _check_run(model, pairs, cfg, goal, teacher, sampler, world)
@@ -1238,14 +1255,14 @@ def world_model(
     n_pairs: int = 30000,  # size of the training pool
     cache: bool = True,  # read and write the model cache
     cache_dir=None,  # the cache's folder; the settings' cache_dir where None
+    context: RunContext | None = None,  # the run's device, seed and threads; from cfg's fields where None
 ) -> tuple:
     """A model trained on the embedded world, from the cache when present: (model, tokenizer, preprocess,
     history)."""
     from clipkit.data.world import WorldConfig, make_pairs
     from clipkit.config import get_settings
 
-    world, cfg = world or WorldConfig(), cfg or TrainConfig()
-    cfg = replace(cfg, seed=get_seed(cfg.seed))
+    world, (cfg, context) = world or WorldConfig(), config_in_context(cfg, context)
     skip = RUN_ONLY_FIELDS + ('workers', 'threads')  # in memory: no workers; threads only round differently
     if not cfg.lora:  # no LoRA trains as before the field existed: the entries cached then stay valid
         skip += ('lora',)
@@ -1259,7 +1276,7 @@ def world_model(
     with seeded(cfg.seed):  # open_clip initialises from the global generator; the caller's is left as it was
         m, tok, pre = models.create(model, loss=cfg.loss or 'clip')  # the loss's initial scale (and bias)
         pool = make_pairs(world, n_pairs, seed=cfg.seed)
-        hist = train(m, tok, pool, cfg)
+        hist = train(m, tok, pool, cfg, context=context)
     if cache:
         with atomic_path(d, folder=True) as tmp:  # a killed write leaves no half entry to be read back
             models.save(

@@ -3,6 +3,7 @@
 import os
 from unittest import mock
 
+import pytest
 import torch
 import clipkit.cli
 from clipkit.config import run_context
@@ -58,3 +59,22 @@ def test_a_cpu_run_never_moves_its_model_while_evaluating(tmp_path):
     assert code == 0
     assert moves, 'the trainer places its model once'
     assert {str(d) for d in moves if d is not None} == {'cpu'}, moves
+
+
+def test_a_study_context_reaches_the_trainer(tmp_path):
+    "A study builds its context once and reseeds it per model: the same run as a config that names the seed."
+    from clipkit.train import TrainConfig, world_model
+
+    cfg = TrainConfig(steps=3, batch_size=16, progress=False)
+    study = run_context('cpu', seed=0, threads=1)
+    _, _, _, by_context = world_model(
+        'tiny-rn', cfg=cfg, n_pairs=64, cache_dir=tmp_path / 'a', context=study.reseeded(4)
+    )
+    named = TrainConfig(steps=3, batch_size=16, progress=False, seed=4, threads=1, device='cpu')
+    _, _, _, by_config = world_model('tiny-rn', cfg=named, n_pairs=64, cache_dir=tmp_path / 'b')
+    assert by_context.loss.tolist() == by_config.loss.tolist()
+    assert [p.name for p in (tmp_path / 'a' / 'models').iterdir()] == [
+        p.name for p in (tmp_path / 'b' / 'models').iterdir()
+    ], 'one cache entry: the context changes where the seed comes from, not the key'
+    with pytest.raises(ValueError, match='cfg.seed is 5'):  # a config that contradicts the context
+        world_model('tiny-rn', cfg=TrainConfig(steps=3, seed=5), context=study.reseeded(4), cache=False)

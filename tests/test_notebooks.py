@@ -1,4 +1,4 @@
-"Every module notebook runs top to bottom under nbdev's test runner, each in its own process."
+"Every module notebook runs top to bottom under nbdev's test runner; the longest ones in the slow group."
 
 import json, re, subprocess, sys
 from pathlib import Path
@@ -6,31 +6,57 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / 'nbs').glob('*.ipynb'))
+# The longest module notebooks on a clean clone (world models trained from a cold cache, the prompt learners'
+# and test-time methods' multi-step transcriptions): CI runs them once in the slow group, after make test.
+SLOW_NOTEBOOKS = {'09_adapt.prompt', '09_adapt.testtime', '09_adapt.weights', '10_analysis.probes'}
 
 
 def test_there_are_notebooks():
     assert len(NOTEBOOKS) >= 8, 'the module notebooks are found'
+    assert SLOW_NOTEBOOKS <= {nb.stem for nb in NOTEBOOKS}, 'every slow notebook exists'
 
 
-@pytest.fixture(scope='module')
-def notebook_results(tmp_path_factory):
-    """Every module notebook run as nbdev-test runs it (cells flagged notest or slow skipped), one after
-    another in one process, so that torch, open_clip and clipkit are imported once, not once per notebook."""
-    out = tmp_path_factory.mktemp('notebooks') / 'results.json'
+def _run_notebooks(notebooks: list, folder: Path) -> tuple:
+    """The notebooks run as nbdev-test runs them (cells flagged notest or slow skipped), one after another
+    in one process, so that torch, open_clip and clipkit are imported once, not once per notebook."""
+    out = folder / 'results.json'
     runner = [sys.executable, str(ROOT / 'tests' / '_notebook_runner.py'), str(out)]
-    r = subprocess.run(runner + [str(nb) for nb in NOTEBOOKS], cwd=ROOT, capture_output=True, text=True)
+    r = subprocess.run(runner + [str(nb) for nb in notebooks], cwd=ROOT, capture_output=True, text=True)
     results = json.loads(out.read_text()) if out.exists() else {}
     return results, r
 
 
-@pytest.mark.parametrize('nb', NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook(nb, notebook_results):
-    results, run = notebook_results
+@pytest.fixture(scope='module')
+def notebook_results(tmp_path_factory):
+    quick = [nb for nb in NOTEBOOKS if nb.stem not in SLOW_NOTEBOOKS]
+    return _run_notebooks(quick, tmp_path_factory.mktemp('notebooks'))
+
+
+@pytest.fixture(scope='module')
+def slow_notebook_results(tmp_path_factory):
+    slow = [nb for nb in NOTEBOOKS if nb.stem in SLOW_NOTEBOOKS]
+    return _run_notebooks(slow, tmp_path_factory.mktemp('slow_notebooks'))
+
+
+def _check(nb: Path, results: dict, run):
     assert nb.stem in results, (
         f'the runner stopped before {nb.name}:\n{run.stdout[-3000:]}\n{run.stderr[-6000:]}'
     )
     result = results[nb.stem]
     assert result['passed'], f"{nb.name} failed:\n{result['errors'][-6000:]}"
+
+
+@pytest.mark.parametrize(
+    'nb', [nb for nb in NOTEBOOKS if nb.stem not in SLOW_NOTEBOOKS], ids=lambda p: p.stem
+)
+def test_notebook(nb, notebook_results):
+    _check(nb, *notebook_results)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('nb', [nb for nb in NOTEBOOKS if nb.stem in SLOW_NOTEBOOKS], ids=lambda p: p.stem)
+def test_slow_notebook(nb, slow_notebook_results):
+    _check(nb, *slow_notebook_results)
 
 
 def _outputs(nb: Path) -> list:
