@@ -11,6 +11,7 @@ from dataclasses import dataclass, asdict, field, fields, replace
 from typing import ClassVar
 from pathlib import Path
 import numpy as np, pandas as pd, torch
+from open_clip.transformer import PatchDropout
 from .config import UsageError, check_fields, did_you_mean, run_context, get_seed, local_rank
 from .config import RunContext, derive_seed, get_device, seeded
 from .util import fingerprint
@@ -25,11 +26,11 @@ from .data.stream import Batch, BadSamples, file_batches, shard_batches, sample_
 from .data.stream import augmented_inputs
 
 # %% auto #0
-__all__ = ['PRECISIONS', 'SSL_VIEWS', 'RUN_ONLY_FIELDS', 'MIN_BATCH', 'TRAINER_DRAWS', 'TrainConfig', 'lr_at', 'make_optimizers',
-           'batch_order', 'sampler_order', 'train_step', 'augments', 'augment_images', 'Augment', 'group_ids',
-           'prepare', 'hold_frozen_norms', 'conv_tower', 'objective_of', 'data_identity', 'transform_identity',
-           'checkpoint_problem', 'init_distributed', 'distributed_model', 'batches', 'check_allow_changed',
-           'config_in_context', 'train', 'task_pairs', 'world_model']
+__all__ = ['PRECISIONS', 'SSL_VIEWS', 'RUN_ONLY_FIELDS', 'LATER_FIELDS', 'MIN_BATCH', 'TRAINER_DRAWS', 'TrainConfig',
+           'check_train_config', 'lr_at', 'make_optimizers', 'batch_order', 'sampler_order', 'train_step', 'augments',
+           'augment_images', 'Augment', 'group_ids', 'prepare', 'hold_frozen_norms', 'conv_tower', 'objective_of',
+           'data_identity', 'transform_identity', 'checkpoint_problem', 'init_distributed', 'distributed_model',
+           'network', 'batches', 'check_allow_changed', 'config_in_context', 'train', 'task_pairs', 'world_model']
 
 # %% ../nbs/06_train.ipynb #8c1650f0
 @dataclass
@@ -55,7 +56,12 @@ class TrainConfig:
     hflip: float = 0.0  # chance of a horizontal flip, for images whose caption says neither left nor right
     fixed_scale: float | None = None  # fix the exponentiated scale at this value instead of learning it
     lock_image: bool = False  # LiT: freeze the image tower
+    lock_image_unlocked_groups: int = 0  # with lock_image: its last groups left trainable (a ViT's)
     lock_text: bool = False  # freeze the text tower
+    lock_text_unlocked_layers: int = 0  # with lock_text: its last layers left trainable
+    patch_dropout: float = 0.0  # FLIP: the share of a ViT's patch tokens dropped in training
+    grad_clip_norm: float | None = None  # clip the gradients' global L2 norm at this value
+    compile: bool = False  # torch.compile the model's forward (the token table then trains dense)
     lora: dict = field(default_factory=dict)  # CLIP-LoRA: apply_lora's keywords, e.g. {'r': 2}; {}: no LoRA
     precision: str = 'fp32'  # 'fp32', 'bf16' (autocast) or 'fp16' (autocast with a gradient scaler)
     grad_checkpointing: bool = False  # recompute tower activations in the backward pass to save memory
@@ -83,6 +89,8 @@ class TrainConfig:
         rewrite_prob='float in [0, 1]', crop_scale='pair of float in (0, 1] or None',
         color_jitter='float in [0, 1)', hflip='float in [0, 1]', fixed_scale='float > 0 or None',
         lock_image='bool', lock_text='bool', precision="'fp32' | 'bf16' | 'fp16'",
+        lock_image_unlocked_groups='int >= 0', lock_text_unlocked_layers='int >= 0',
+        patch_dropout='float in [0, 1)', grad_clip_norm='float > 0 or None', compile='bool',
         grad_checkpointing='bool', grad_accum='int > 0', max_logit_scale='float > 0',
         sparse_embedding='bool', eval_every='int >= 0', ckpt_every='int >= 0', ckpt_keep='int > 0',
         seed='int in [0, 4294967295] or None', threads='int in [0, 1024] or None', progress='bool',
@@ -91,21 +99,41 @@ class TrainConfig:
     )  # fmt: skip
 
     def __post_init__(self):
-        if isinstance(self.terms, str) or not isinstance(self.loss_kw, dict):
+        check_train_config(self)
+
+# %% ../nbs/06_train.ipynb #fe0394cb
+def check_train_config(
+    cfg: TrainConfig,  # the settings to check, as constructed
+):
+    "Refuse settings no run can use: each field by its rule, then the combinations (lora, crops, locks)."
+    if isinstance(cfg.terms, str) or not isinstance(cfg.loss_kw, dict):
+        raise UsageError(
+            "TrainConfig: terms is a list of (name, weight[, keywords]) and loss_kw a dict of keywords; "
+            f"got terms={cfg.terms!r}, loss_kw={cfg.loss_kw!r}"
+        )
+    cfg.terms = tuple(tuple(term) if isinstance(term, list) else term for term in cfg.terms)
+    check_fields(cfg, cfg.RULES)
+    unknown = set(cfg.lora) - {'r', 'alpha', 'dropout', 'targets', 'towers', 'blocks'}
+    if unknown:
+        raise UsageError(
+            f"TrainConfig.lora: unknown keywords {sorted(unknown)}; apply_lora takes "
+            "r, alpha, dropout, targets, towers and blocks"
+        )
+    if cfg.crop_scale is not None and cfg.crop_scale[0] > cfg.crop_scale[1]:
+        raise UsageError(f"TrainConfig.crop_scale: got {cfg.crop_scale}; the low share comes first")
+    if cfg.compile and cfg.sparse_embedding:
+        raise UsageError(
+            "TrainConfig.compile: torch.compile cannot read SparseAdam's sparse gradients; "
+            "set sparse_embedding=False"
+        )
+    for unlocked, lock in (
+        ('lock_image_unlocked_groups', 'lock_image'),
+        ('lock_text_unlocked_layers', 'lock_text'),
+    ):
+        if getattr(cfg, unlocked) and not getattr(cfg, lock):
             raise UsageError(
-                "TrainConfig: terms is a list of (name, weight[, keywords]) and loss_kw a dict of keywords; "
-                f"got terms={self.terms!r}, loss_kw={self.loss_kw!r}"
+                f"TrainConfig.{unlocked}: the part of a locked tower left trainable; set {lock} too"
             )
-        self.terms = tuple(tuple(term) if isinstance(term, list) else term for term in self.terms)
-        check_fields(self, self.RULES)
-        unknown = set(self.lora) - {'r', 'alpha', 'dropout', 'targets', 'towers', 'blocks'}
-        if unknown:
-            raise UsageError(
-                f"TrainConfig.lora: unknown keywords {sorted(unknown)}; apply_lora takes "
-                "r, alpha, dropout, targets, towers and blocks"
-            )
-        if self.crop_scale is not None and self.crop_scale[0] > self.crop_scale[1]:
-            raise UsageError(f"TrainConfig.crop_scale: got {self.crop_scale}; the low share comes first")
 
 # %% ../nbs/06_train.ipynb #9205e5ef
 def lr_at(
@@ -461,16 +489,24 @@ def prepare(
     cfg: TrainConfig,  # the trainer's settings
     objective: Objective | None = None,  # the resolved objective; resolved from cfg where None
 ):
-    "Apply LoRA, tower locks, a fixed temperature, gradient checkpointing and channels-last to `model`."
+    "Apply LoRA, tower locks, patch dropout, a fixed temperature, gradient checkpointing and channels-last."
     spec = (objective or objective_of(cfg, model)).spec
     if cfg.lora:  # only the low-rank weights train; a model adapted already keeps its layers
         if not models.lora_layers(model):
             models.apply_lora(model, seed=derive_seed(get_seed(cfg.seed), 'lora'), **cfg.lora)
         models.only_lora_trains(model)
-    if cfg.lock_image:
-        model.lock_image_tower(unlocked_groups=0, freeze_bn_stats=True)
+    if cfg.lock_image:  # open_clip's lock_image_tower; a ViT may leave its last groups trainable
+        if cfg.lock_image_unlocked_groups and conv_tower(model):
+            raise UsageError("TrainConfig.lock_image_unlocked_groups: open_clip locks a ResNet tower whole")
+        model.lock_image_tower(unlocked_groups=cfg.lock_image_unlocked_groups, freeze_bn_stats=True)
     if cfg.lock_text:
-        model.lock_text_tower(unlocked_layers=0, freeze_layer_norm=True)
+        model.lock_text_tower(unlocked_layers=cfg.lock_text_unlocked_layers, freeze_layer_norm=True)
+    if cfg.patch_dropout:  # open_clip's PatchDropout, as create(force_patch_dropout=) builds it
+        if not hasattr(model.visual, 'patch_dropout'):
+            raise UsageError(
+                "TrainConfig.patch_dropout: drops a ViT's patch tokens; this image tower has none"
+            )
+        model.visual.patch_dropout = PatchDropout(cfg.patch_dropout)
     if cfg.fixed_scale or not spec.learn_scale:
         with torch.no_grad():
             model.logit_scale.fill_(math.log(cfg.fixed_scale or spec.init_scale))
@@ -514,6 +550,7 @@ RUN_ONLY_FIELDS = (
     'max_bad_fraction',
     'fused_adamw',
     'channels_last',
+    'compile',
     'device',
     'eval_every',
     'ckpt_every',
@@ -522,6 +559,11 @@ RUN_ONLY_FIELDS = (
     'log_every',
     'log_dir',
     'report_to',
+)
+# fields added after the first cache entries and checkpoints: at these values a run trains as before they
+# existed, so they stay out of cache keys and a checkpoint written before them resumes
+LATER_FIELDS = dict(
+    lora={}, lock_image_unlocked_groups=0, lock_text_unlocked_layers=0, patch_dropout=0.0, grad_clip_norm=None
 )
 
 
@@ -607,9 +649,8 @@ def checkpoint_problem(
 def _differences(stored: dict, current: dict, ignore=()) -> dict:
     "{field: (checkpoint's value, this run's value)} for the fields that change what is trained."
     stored, current = ({k: v for k, v in d.items() if k not in ignore} for d in (stored, current))
-    norm = lambda d: json.loads(
-        json.dumps({k: v for k, v in d.items() if k not in RUN_ONLY_FIELDS}, default=str)
-    )
+    kept = lambda k, v: k not in RUN_ONLY_FIELDS and not (k in LATER_FIELDS and v == LATER_FIELDS[k])
+    norm = lambda d: json.loads(json.dumps({k: v for k, v in d.items() if kept(k, v)}, default=str))
     a, b = norm(stored), norm(current)
     return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
 
@@ -734,6 +775,17 @@ def distributed_model(
     if device.type == 'cuda':
         return DDP(model, device_ids=[device.index], output_device=device.index)
     return DDP(model)
+
+# %% ../nbs/06_train.ipynb #c5048a50
+def network(
+    model: torch.nn.Module,  # the model, already on `device`
+    device: torch.device,  # this process's device
+    world: int,  # the number of processes
+    compile: bool = False,  # torch.compile the result (TrainConfig.compile)
+):
+    "What a training step runs: the model, in DDP under torchrun, then compiled where asked, as open_clip."
+    net = distributed_model(model, device) if world > 1 else model
+    return torch.compile(net) if compile else net
 
 # %% ../nbs/06_train.ipynb #90ed2cf5
 def _rewrite_tokens(pairs, tokenizer):
@@ -1041,7 +1093,13 @@ def _batch_tensors(batch, tokens, alt, cfg: TrainConfig, step: int, dev, pin: bo
 
 
 def _optimizer_step(model, opts, scaler, cfg: TrainConfig):
-    "Step every optimizer (through the fp16 scaler where there is one), then clamp the scale."
+    """Clip the gradients' global norm where asked (unscaled first under fp16, as open_clip), step every
+    optimizer (through the fp16 scaler where there is one), then clamp the scale."""
+    if cfg.grad_clip_norm is not None:
+        if scaler is not None:
+            for o in opts:
+                scaler.unscale_(o)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip_norm, norm_type=2.0)
     for o in opts:
         scaler.step(o) if scaler is not None else o.step()
     if scaler is not None:
@@ -1173,7 +1231,7 @@ def train(
     memo, table = {}, None if streaming else pairs  # what input makers compute once; the rows they read
     opts = make_optimizers(model, replace(cfg, sparse_embedding=cfg.sparse_embedding and world == 1))
     scaler = torch.amp.GradScaler(dev.type) if cfg.precision == 'fp16' else None
-    net = distributed_model(model, dev) if world > 1 else model
+    net = network(model, dev, world, cfg.compile)  # what each step runs; checkpoints keep `model` itself
     state, identity = _resume(model, opts, pairs, preprocess, cfg, resume, allow_changed, scaler)
     start, history, offset = state['step'], state['history'], state['skipped_batches']
     t0 = time.perf_counter() - (history[-1]['seconds'] if history else 0)
@@ -1264,8 +1322,7 @@ def world_model(
 
     world, (cfg, context) = world or WorldConfig(), config_in_context(cfg, context)
     skip = RUN_ONLY_FIELDS + ('workers', 'threads')  # in memory: no workers; threads only round differently
-    if not cfg.lora:  # no LoRA trains as before the field existed: the entries cached then stay valid
-        skip += ('lora',)
+    skip += tuple(name for name, default in LATER_FIELDS.items() if getattr(cfg, name) == default)
     key = fingerprint(
         TRAINER_DRAWS, model, asdict(world), {k: v for k, v in asdict(cfg).items() if k not in skip}, n_pairs
     )

@@ -48,6 +48,12 @@ REFUSED = [  # (arguments, what the one line must say)
     (['--threads', '100000'], 'argument --threads: got 100000; must be int in [0, 1024]'),
     (['--crop-scale', '0.5'], 'argument --crop-scale: expected 2 arguments'),
     (['--crop-scale', '1.0', '0.5'], 'TrainConfig.crop_scale: got (1.0, 0.5); the low share comes first'),
+    (
+        ['--lock-text-unlocked-layers', '1'],
+        'TrainConfig.lock_text_unlocked_layers: the part of a locked tower',
+    ),
+    (['--compile'], "TrainConfig.compile: torch.compile cannot read SparseAdam's sparse gradients"),
+    (['--patch-dropout', '1.0'], 'argument --patch-dropout: got 1.0'),
     (['--loss-kw', '{chunk: 3}'], "argument --loss-kw: expected JSON such as '{\"chunk\": 1024}'"),
     (['--loss-kw', '[1, 2]'], 'argument --loss-kw: expected a JSON dict'),
     (

@@ -49,6 +49,32 @@ def test_channels_last_computes_the_same_gradients():
     assert trained_plain[0] == pytest.approx(trained_reordered[0], abs=1e-5), 'the first step sees one loss'
 
 
+@pytest.mark.slow  # inductor compiles the forward and backward graphs first: about a minute on 2 cores
+def test_a_compiled_model_trains_as_the_eager_one():
+    "torch.compile (open_clip's --torchcompile) changes kernels, not the math: the same losses to rounding."
+    _, eager = _losses(sparse_embedding=False)
+    model, compiled = _losses(sparse_embedding=False, compile=True)
+    assert compiled == pytest.approx(eager, abs=1e-4)
+    assert not any(name.startswith('_orig_mod') for name in model.state_dict()), 'the model itself is kept'
+
+
+def test_options_outside_a_cache_key_at_their_defaults(tmp_path):
+    "An option added later, left at its default, keeps the key of the models cached before it existed."
+    from dataclasses import asdict
+    from clipkit.train import LATER_FIELDS, RUN_ONLY_FIELDS, TRAINER_DRAWS, world_model
+    from clipkit.util import fingerprint
+
+    cfg = TrainConfig(steps=2, batch_size=16, seed=0, progress=False)
+    world_model('tiny-rn', cfg=cfg, n_pairs=32, cache_dir=tmp_path)
+    before = {k: v for k, v in asdict(cfg).items() if k not in RUN_ONLY_FIELDS + ('workers', 'threads')}
+    before = {k: v for k, v in before.items() if k not in LATER_FIELDS}  # the fields a config had then
+    old_key = fingerprint(TRAINER_DRAWS, 'tiny-rn', asdict(WorldConfig()), before, 32)
+    assert [d.name for d in (tmp_path / 'models').iterdir()] == [old_key]
+    clipped = TrainConfig(steps=2, batch_size=16, seed=0, grad_clip_norm=1.0, progress=False)
+    world_model('tiny-rn', cfg=clipped, n_pairs=32, cache_dir=tmp_path)
+    assert len(list((tmp_path / 'models').iterdir())) == 2, 'a clipped run is another model'
+
+
 def test_the_batch_order_is_drawn_from_derive_seed():
     expected = torch.randperm(10, generator=torch.Generator().manual_seed(derive_seed(5, 'batch order', 1)))
     assert batch_order(10, 4, step=2, seed=5).tolist() == expected[:4].tolist(), 'step 2 opens epoch 1'
