@@ -531,6 +531,10 @@ def train_cmd(
     if rank == 0:
         with atomic_path(a.out, folder=True) as tmp:  # the output folder appears whole or not at all
             save(m, tmp, extra={'world_size': world, 'train_data': a.train_data})
+            if getattr(m, 'ema', None) is not None:  # --ema-decay: the moving average, beside the weights
+                save(
+                    m.ema.module, tmp / 'ema', extra={'ema_decay': cfg.ema_decay, 'train_data': a.train_data}
+                )
             hist.to_csv(tmp / 'history.csv', index=False)
         print(f'clipkit: {world} process(es), final loss {hist.loss.iloc[-1]:.4f}, wrote {a.out}')
     if world > 1:

@@ -30,7 +30,8 @@ __all__ = ['PRECISIONS', 'SSL_VIEWS', 'RUN_ONLY_FIELDS', 'LATER_FIELDS', 'MIN_BA
            'check_train_config', 'lr_at', 'make_optimizers', 'batch_order', 'sampler_order', 'train_step', 'augments',
            'augment_images', 'Augment', 'group_ids', 'prepare', 'hold_frozen_norms', 'conv_tower', 'objective_of',
            'data_identity', 'transform_identity', 'checkpoint_problem', 'init_distributed', 'distributed_model',
-           'network', 'batches', 'check_allow_changed', 'config_in_context', 'train', 'task_pairs', 'world_model']
+           'network', 'batches', 'check_allow_changed', 'weight_average', 'config_in_context', 'train', 'task_pairs',
+           'world_model']
 
 # %% ../nbs/06_train.ipynb #8c1650f0
 @dataclass
@@ -62,6 +63,7 @@ class TrainConfig:
     patch_dropout: float = 0.0  # FLIP: the share of a ViT's patch tokens dropped in training
     grad_clip_norm: float | None = None  # clip the gradients' global L2 norm at this value
     compile: bool = False  # torch.compile the model's forward (the token table then trains dense)
+    ema_decay: float | None = None  # keep model.ema, a moving average of the weights that evaluation scores
     lora: dict = field(default_factory=dict)  # CLIP-LoRA: apply_lora's keywords, e.g. {'r': 2}; {}: no LoRA
     precision: str = 'fp32'  # 'fp32', 'bf16' (autocast) or 'fp16' (autocast with a gradient scaler)
     grad_checkpointing: bool = False  # recompute tower activations in the backward pass to save memory
@@ -91,6 +93,7 @@ class TrainConfig:
         lock_image='bool', lock_text='bool', precision="'fp32' | 'bf16' | 'fp16'",
         lock_image_unlocked_groups='int >= 0', lock_text_unlocked_layers='int >= 0',
         patch_dropout='float in [0, 1)', grad_clip_norm='float > 0 or None', compile='bool',
+        ema_decay='float in [0, 1) or None',
         grad_checkpointing='bool', grad_accum='int > 0', max_logit_scale='float > 0',
         sparse_embedding='bool', eval_every='int >= 0', ckpt_every='int >= 0', ckpt_keep='int > 0',
         seed='int in [0, 4294967295] or None', threads='int in [0, 1024] or None', progress='bool',
@@ -563,7 +566,12 @@ RUN_ONLY_FIELDS = (
 # fields added after the first cache entries and checkpoints: at these values a run trains as before they
 # existed, so they stay out of cache keys and a checkpoint written before them resumes
 LATER_FIELDS = dict(
-    lora={}, lock_image_unlocked_groups=0, lock_text_unlocked_layers=0, patch_dropout=0.0, grad_clip_norm=None
+    lora={},
+    lock_image_unlocked_groups=0,
+    lock_text_unlocked_layers=0,
+    patch_dropout=0.0,
+    grad_clip_norm=None,
+    ema_decay=None,
 )
 
 
@@ -1092,9 +1100,10 @@ def _batch_tensors(batch, tokens, alt, cfg: TrainConfig, step: int, dev, pin: bo
     return x, (tokens[idx] if alt is None else _pick_rewrites(tokens, alt, idx, cfg, step)).to(dev)
 
 
-def _optimizer_step(model, opts, scaler, cfg: TrainConfig):
+def _optimizer_step(model, opts, scaler, cfg: TrainConfig, ema=None, step: int = 0):
     """Clip the gradients' global norm where asked (unscaled first under fp16, as open_clip), step every
-    optimizer (through the fp16 scaler where there is one), then clamp the scale."""
+    optimizer (through the fp16 scaler where there is one), clamp the scale, and update the moving average
+    of the weights where one is kept (`step`: the optimizer steps done, as timm's training script counts)."""
     if cfg.grad_clip_norm is not None:
         if scaler is not None:
             for o in opts:
@@ -1106,6 +1115,8 @@ def _optimizer_step(model, opts, scaler, cfg: TrainConfig):
         scaler.update()
     with torch.no_grad():
         model.logit_scale.clamp_(max=math.log(cfg.max_logit_scale))
+    if ema is not None:
+        ema.update(model, step=step)
 
 # %% ../nbs/06_train.ipynb #57cbfd99
 def _stop_or_smallest(bad: BadSamples, cfg: TrainConfig, good: int, world: int) -> tuple:
@@ -1182,6 +1193,36 @@ def _finish(model, history: list, bad: BadSamples, log) -> pd.DataFrame:
     out.attrs['skipped'] = skipped  # bad samples dropped from batches, by reason
     return out
 
+# %% ../nbs/06_train.ipynb #1a751fee
+def weight_average(
+    model: torch.nn.Module,  # the model being trained, prepared
+    cfg: TrainConfig,  # the trainer's settings (ema_decay)
+    state: dict | None = None,  # a checkpoint's average to continue from
+):
+    "timm's ModelEmaV3 of `model` at cfg.ema_decay, kept as `model.ema`; None where cfg.ema_decay is None."
+    model.__dict__.pop('ema', None)  # an earlier run's average is not copied into this one
+    if cfg.ema_decay is None:
+        return None
+    from timm.utils import ModelEmaV3
+
+    ema = ModelEmaV3(model, decay=cfg.ema_decay)
+    if state is not None:
+        ema.module.load_state_dict(state)
+    if hasattr(ema.module, 'token_embedding'):
+        ema.module.token_embedding.sparse = False  # the average is only read
+    object.__setattr__(model, 'ema', ema)  # a plain attribute: not a submodule, not in the state_dict
+    return ema
+
+
+def _scored(eval_fn, model, ema, step: int) -> dict:
+    "eval_fn's metrics of the moving average where one is kept, else of the model in evaluation mode."
+    if ema is not None:
+        return eval_fn(ema.module, step)
+    model.eval()
+    metrics = eval_fn(model, step)
+    hold_frozen_norms(model.train())
+    return metrics
+
 # %% ../nbs/06_train.ipynb #8520a371
 def config_in_context(
     cfg: TrainConfig | None,  # the trainer's settings; TrainConfig() where None
@@ -1233,6 +1274,7 @@ def train(
     scaler = torch.amp.GradScaler(dev.type) if cfg.precision == 'fp16' else None
     net = network(model, dev, world, cfg.compile)  # what each step runs; checkpoints keep `model` itself
     state, identity = _resume(model, opts, pairs, preprocess, cfg, resume, allow_changed, scaler)
+    ema = weight_average(model, cfg, state.get('ema'))  # None unless cfg.ema_decay is set
     start, history, offset = state['step'], state['history'], state['skipped_batches']
     t0 = time.perf_counter() - (history[-1]['seconds'] if history else 0)
     pin, views = dev.type == 'cuda', 'views' in goal.needs
@@ -1261,12 +1303,10 @@ def train(
         if world > 1:
             losses = {k: _mean_over_processes(v) for k, v in losses.items()}
         loss = losses['loss']
-        _optimizer_step(model, opts, scaler, cfg)
+        _optimizer_step(model, opts, scaler, cfg, ema, step + 1)
         row = _step_row(step, losses, lr, model, t0, t_step, data_seconds, len(batch.keys) * world, bad.total)
         if eval_fn is not None and (step + 1 == cfg.steps or _due(cfg.eval_every, step, cfg)):
-            model.eval()
-            row.update(eval_fn(model, step + 1))
-            hold_frozen_norms(model.train())
+            row.update(_scored(eval_fn, model, ema, step + 1))
         history.append(row)
         log.write(row, bad)
         bar.set_postfix(loss=f'{loss:.3f}', lr=f'{lr:.1e}', **({'dropped': bad.total} if bad.total else {}))
@@ -1275,7 +1315,8 @@ def train(
                 kind='train', step=step + 1, steps=cfg.steps, loss=round(loss, 4), dropped=bad.total
             )
         if rank == 0 and cfg.ckpt_dir and _due(cfg.ckpt_every, step, cfg, until):
-            carry = dict(bad=bad.state(), skipped_batches=offset)
+            average = None if ema is None else ema.module.state_dict()
+            carry = dict(bad=bad.state(), skipped_batches=offset, ema=average)
             _save_ckpt(model, opts, step + 1, history, cfg, identity, scaler, carry)
     del stream  # stops the DataLoader's workers
     return _finish(model, history, bad, log)

@@ -87,3 +87,58 @@ def test_cells_of_another_trainer_draw_are_set_aside(tmp_path):
     with mock.patch('clipkit.train.TRAINER_DRAWS', 999):
         again = ResultLog(tmp_path, context={'steps': 10})
     assert len(again.results) == 0 and again.other_context == 1, 'a cell trained the old way is not reused'
+
+
+def test_the_moving_average_is_timms_formula_after_each_step():
+    "ema_decay: after step 1 the average is the weights; after step n, d * average + (1 - d) * weights."
+    from timm.utils import ModelEmaV3
+
+    seen, timm_update = [], ModelEmaV3.update
+
+    def recorded(self, model, step=None):
+        seen.append((step, {k: v.detach().clone() for k, v in model.state_dict().items()}))
+        return timm_update(self, model, step=step)
+
+    with mock.patch.object(ModelEmaV3, 'update', recorded):
+        model, _ = _losses(ema_decay=0.6)
+    assert [step for step, _ in seen] == [1, 2, 3, 4], 'one update per optimizer step, counted from 1'
+    expected = seen[0][1]
+    for _, weights in seen[1:]:
+        expected = {
+            k: 0.6 * expected[k] + 0.4 * w if w.is_floating_point() else w for k, w in weights.items()
+        }
+    for k, average in model.ema.module.state_dict().items():
+        assert torch.allclose(average, expected[k], atol=1e-6), k
+    assert not any(k.startswith('ema.') for k in model.state_dict()), 'the average is not saved as weights'
+
+
+def test_a_resumed_run_continues_the_average(tmp_path):
+    def run(until, resume):
+        torch.manual_seed(0)
+        model, tokenizer, _ = create('tiny-rn')
+        config = TrainConfig(
+            steps=4, batch_size=16, warmup=1, seed=0, threads=1, progress=False, ema_decay=0.7,
+            ckpt_dir=str(tmp_path / ('c' if resume is not None else 'straight')), ckpt_every=2,
+        )  # fmt: skip
+        train(
+            model, tokenizer, make_pairs(WorldConfig(), 64, seed=0), config, until=until, resume=bool(resume)
+        )
+        return model.ema.module.state_dict()
+
+    straight = run(None, None)
+    run(2, False)
+    resumed = run(None, True)
+    assert all(torch.allclose(straight[k].float(), resumed[k].float(), atol=1e-6) for k in straight)
+
+
+def test_the_cli_writes_the_average_beside_the_weights(tmp_path):
+    from clipkit.cli import main
+    from clipkit.models import load
+
+    flags = ['train', '--n-pairs', '64', '--batch-size', '16', '--steps', '2', '--warmup', '1']
+    assert main([*flags, '--ema-decay', '0.9', '--out', str(tmp_path / 'run')]) == 0
+    averaged, _, _ = load(tmp_path / 'run' / 'ema')
+    raw, _, _ = load(tmp_path / 'run')
+    assert any(
+        not torch.equal(a, b) for a, b in zip(averaged.state_dict().values(), raw.state_dict().values())
+    )
