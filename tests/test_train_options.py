@@ -49,13 +49,27 @@ def test_channels_last_computes_the_same_gradients():
     assert trained_plain[0] == pytest.approx(trained_reordered[0], abs=1e-5), 'the first step sees one loss'
 
 
-@pytest.mark.slow  # inductor compiles the forward and backward graphs first: about a minute on 2 cores
-def test_a_compiled_model_trains_as_the_eager_one():
-    "torch.compile (open_clip's --torchcompile) changes kernels, not the math: the same losses to rounding."
+@pytest.mark.slow  # inductor compiles forward and backward graphs twice: about two minutes on 2 cores
+def test_a_compiled_model_computes_the_eager_gradients():
+    """torch.compile (open_clip's --torchcompile) changes kernels, not the math: the same first loss and the
+    same gradients to float32 rounding (over several steps Adam amplifies rounding, as for channels-last)."""
     _, eager = _losses(sparse_embedding=False)
     model, compiled = _losses(sparse_embedding=False, compile=True)
-    assert compiled == pytest.approx(eager, abs=1e-4)
+    assert compiled[0] == pytest.approx(eager[0], abs=1e-5), 'the first step sees one loss'
     assert not any(name.startswith('_orig_mod') for name in model.state_dict()), 'the model itself is kept'
+    torch.manual_seed(0)
+    plain, tokenizer, _ = create('tiny-rn')
+    fused = torch.compile(copy.deepcopy(plain))
+    images, tokens = torch.rand(16, 3, 32, 32), tokenizer(['a red circle'] * 8 + ['two blue stars'] * 8)
+    grads = []
+    for net, params in ((plain, plain.parameters()), (fused, fused._orig_mod.parameters())):
+        image, text, _ = net(images, tokens)[:3]
+        (image @ text.T).square().sum().backward()
+        grads.append(
+            torch.cat([(torch.zeros_like(p) if p.grad is None else p.grad).flatten() for p in params])
+        )
+    relative = ((grads[0] - grads[1]).norm() / grads[0].norm()).item()
+    assert relative < 1e-4, f'gradients {relative:.1e} apart'
 
 
 def test_options_outside_a_cache_key_at_their_defaults(tmp_path):
