@@ -1370,6 +1370,8 @@ def world_model(
     d = Path(cache_dir or get_settings().cache_dir) / 'models' / key
     if cache and (d / 'history.csv').is_file():
         m, tok, pre = models.load(d)
+        if (d / 'ema').is_dir():  # ema_decay: the cached moving average comes back as model.ema, as trained
+            weight_average(m, cfg, models.load(d / 'ema')[0].state_dict())
         return m, tok, pre, pd.read_csv(d / 'history.csv')
     with seeded(cfg.seed):  # open_clip initialises from the global generator; the caller's is left as it was
         m, tok, pre = models.create(model, loss=cfg.loss or 'clip')  # the loss's initial scale (and bias)
@@ -1381,4 +1383,6 @@ def world_model(
                 m, tmp, extra={'world': asdict(world), 'train_config': asdict(cfg), 'n_pairs': n_pairs}
             )
             hist.to_csv(tmp / 'history.csv', index=False)
+            if getattr(m, 'ema', None) is not None:
+                models.save(m.ema.module, tmp / 'ema')
     return m, tok, pre, hist

@@ -156,3 +156,13 @@ def test_the_cli_writes_the_average_beside_the_weights(tmp_path):
     assert any(
         not torch.equal(a, b) for a, b in zip(averaged.state_dict().values(), raw.state_dict().values())
     )
+
+
+def test_a_cached_world_model_keeps_its_average(tmp_path):
+    from clipkit.train import world_model
+
+    cfg = TrainConfig(steps=2, batch_size=16, seed=0, progress=False, ema_decay=0.9)
+    trained, *_ = world_model('tiny-rn', cfg=cfg, n_pairs=32, cache_dir=tmp_path)
+    cached, *_ = world_model('tiny-rn', cfg=cfg, n_pairs=32, cache_dir=tmp_path)
+    first, again = trained.ema.module.state_dict(), cached.ema.module.state_dict()
+    assert all(torch.equal(first[k], again[k]) for k in first), 'read back from the cache, not lost'
