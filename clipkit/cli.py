@@ -211,7 +211,10 @@ def _eval_parser(sub):
         allow_abbrev=False,
     )
     ev.add_argument(
-        '--model', required=True, type=arg_type('model'), help='open_clip name, tiny config or folder'
+        '--model',
+        required=True,
+        type=arg_type('model'),
+        help="open_clip name, 'name:pretrained', tiny config or folder",
     )
     ev.add_argument('--pretrained', default=None, help='open_clip pretrained tag or weights file')
     ev.add_argument('--task', required=True, help='world:NAME, world:retrieval, folder:PATH or wds:PATH')
@@ -301,7 +304,10 @@ def _train_parser(sub):
     )
     data.add_argument('--val-data', default=None, help='zero-shot task: world:NAME, folder:PATH, wds:PATH')
     tr.add_argument(
-        '--model', default='tiny-rn', type=arg_type('model'), help='open_clip name, tiny config or folder'
+        '--model',
+        default='tiny-rn',
+        type=arg_type('model'),
+        help="open_clip name, 'name:pretrained', tiny config or folder",
     )
     tr.add_argument('--pretrained', default=None, help='open_clip pretrained tag or weights file')
     tr.add_argument('--epochs', type=arg_type('float > 0', float), default=None, help='passes over the data')
@@ -473,6 +479,10 @@ def check_model(
         return
     if a.model.startswith('local-dir:') or Path(a.model).is_dir():
         raise UsageError(f"--pretrained: --model {a.model} is a checkpoint folder, whose weights are its own")
+    from clipkit.models import split_tag
+
+    if split_tag(a.model)[1] is not None:
+        raise UsageError(f"--pretrained: --model {a.model} names its weights already")
     named_file = os.sep in a.pretrained or Path(a.pretrained).suffix in (
         '.pt',
         '.pth',
@@ -488,7 +498,7 @@ def train_cmd(
 ) -> int:
     "The `clipkit train` command: train on a CSV, shards or the world; save the checkpoint and history."
     from clipkit.config import run_context
-    from clipkit.models import create, save, train_transform
+    from clipkit.models import create, save, split_tag, train_transform
     from clipkit.train import check_allow_changed, train, init_distributed
     from clipkit.eval import check_classification, zero_shot_eval
 
@@ -520,7 +530,8 @@ def train_cmd(
     every = a.ckpt_every or (steps if a.ckpt_dir else 0)
     cfg = config_from_args(a, seed=ctx.seed, steps=steps, ckpt_every=every)
     ctx.apply()  # the model's initial weights come from the run's seed
-    m, tok, pre = create(a.model, pretrained=a.pretrained, device=ctx.device, loss=cfg.loss)
+    name, tag = split_tag(a.model)  # a checkpoint folder, or 'ViT-B-32:openai': its own weights and scale
+    m, tok, pre = create(name, pretrained=tag or a.pretrained, device=ctx.device, loss=cfg.loss)
     eval_fn = None
     if task is not None:
         eval_fn = lambda model, step: {
@@ -549,7 +560,7 @@ def eval_cmd(
     a,  # the parsed arguments of `clipkit eval`
 ) -> int:
     "The `clipkit eval` command: zero-shot classification or retrieval metrics as CLIP_benchmark writes them."
-    from clipkit.models import create
+    from clipkit.models import create, split_tag
     from clipkit.eval import zero_shot_eval, retrieval_eval
     from clipkit.data.stream import BadSamples
 
@@ -565,7 +576,8 @@ def eval_cmd(
         raise UsageError(
             "--skip-bad: dropping an image of a retrieval set leaves its captions without a match"
         )
-    model, tok, pre = create(a.model, pretrained=a.pretrained, device=a.device)
+    name, tag = split_tag(a.model)
+    model, tok, pre = create(name, pretrained=tag or a.pretrained, device=a.device)
     run = dict(device=a.device, workers=a.workers, batch_size=a.batch_size)
     bad = BadSamples()
     if hasattr(task, 'classnames'):
@@ -618,7 +630,7 @@ def bench_cmd(
     a,  # the parsed arguments of `clipkit bench`
 ) -> int:
     "The `clipkit bench` command: a model over benchmarks, or `bench build RESULTS`: their table."
-    from clipkit.models import create
+    from clipkit.models import create, split_tag
     from clipkit.suite import build_suite, run_suite
 
     if a.words:
@@ -641,9 +653,8 @@ def bench_cmd(
     if not a.model or not a.data_root:
         raise UsageError("bench: --model and --data-root are needed (or `clipkit bench build RESULTS`)")
     benchmarks, tasks, seeds = _bench_lists(a)
-    name, pretrained = a.model, a.pretrained
-    if ':' in name and not Path(name).exists() and not name.startswith('local-dir:'):
-        name, _, pretrained = name.partition(':')  # open_clip's 'ViT-B-32:laion2b_s34b_b79k'
+    name, tag = split_tag(a.model)  # open_clip's 'ViT-B-32:laion2b_s34b_b79k'
+    pretrained = tag or a.pretrained
     model, tokenizer, preprocess = create(name, pretrained=pretrained, device=a.device)
     run = dict(tasks=tasks, model_name=name, pretrained=pretrained, shots=a.shots, seeds=seeds)
     run |= dict(workers=a.workers, batch_size=a.batch_size)
@@ -668,13 +679,11 @@ def embed_cmd(
     "The `clipkit embed` command; under torchrun each process embeds every WORLD_SIZE-th shard from its RANK."
     from clipkit.config import run_context
     from clipkit.features import embed_shards
-    from clipkit.models import create
+    from clipkit.models import create, split_tag
 
     context = run_context(a.device)
-    name, pretrained = a.model, a.pretrained
-    if ':' in name and not Path(name).exists() and not name.startswith('local-dir:'):
-        name, _, pretrained = name.partition(':')
-    model, tokenizer, preprocess = create(name, pretrained=pretrained, device=context.device)
+    name, tag = split_tag(a.model)
+    model, tokenizer, preprocess = create(name, pretrained=tag or a.pretrained, device=context.device)
     files = embed_shards(
         model, tokenizer, preprocess, a.data, a.out, a.batch_size, context.rank, context.world
     )

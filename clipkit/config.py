@@ -408,6 +408,7 @@ NAME_KINDS = {
     'term': 'clipkit.losses:LOSSES',
     'adapter': 'clipkit.api:adapter_names',  # both shapes; the api module imports every adapter module
     'model': 'clipkit.models:unknown_model',
+    'benchmark': 'clipkit.data.zoo:BENCHMARKS',
     'world task': 'clipkit.data.world:WORLD_TASKS',
 }
 

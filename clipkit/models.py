@@ -10,13 +10,13 @@ from pathlib import Path
 import open_clip
 import torch, torch.nn as nn, torch.nn.functional as F
 from fastcore.basics import patch
-from .config import UsageError, get_device
+from .config import UsageError, did_you_mean, get_device
 from .util import fingerprint, atomic_path, write_atomic
 from .losses import get_loss
 
 # %% auto #0
-__all__ = ['TINY_CONFIGS', 'register', 'unknown_model', 'create', 'save', 'load', 'train_transform', 'LoRAAttention',
-           'apply_lora', 'lora_layers', 'only_lora_trains', 'merge_lora', 'save_lora', 'load_lora']
+__all__ = ['TINY_CONFIGS', 'register', 'model_config', 'split_tag', 'unknown_model', 'create', 'save', 'load', 'train_transform',
+           'LoRAAttention', 'apply_lora', 'lora_layers', 'only_lora_trains', 'merge_lora', 'save_lora', 'load_lora']
 
 # %% ../nbs/04_models.ipynb #b5992c0e
 _TEXT = dict(context_length=20, vocab_size=49408, width=64, heads=2, layers=2)
@@ -63,13 +63,39 @@ def _resolve(model):
     return model, open_clip.get_model_config(model)
 
 
+def model_config(
+    model,  # a model name, checkpoint folder, 'local-dir:' folder or config dict
+) -> dict | None:
+    "The open_clip config (embed_dim, vision_cfg, text_cfg) of a model, read without building it."
+    return _resolve(model)[1]
+
+
+def split_tag(
+    spec,  # a model name, a checkpoint folder, or an open_clip 'name:pretrained' tag ('ViT-B-32:openai')
+) -> tuple:
+    "(`create`'s `model`, its `pretrained` tag or None): 'ViT-B-32:openai' -> ('ViT-B-32', 'openai')."
+    spec = str(spec)
+    name, colon, tag = spec.partition(':')
+    if colon and name in open_clip.list_models() and not Path(spec).exists():
+        return name, tag
+    return spec, None
+
+
 def unknown_model(
-    name,  # a model name, checkpoint folder, 'local-dir:' folder or 'hf-hub:' repository
+    name,  # a model name, checkpoint folder, 'local-dir:' folder, 'hf-hub:' repository or 'name:pretrained'
 ) -> list | None:
     "None when `create` can take `name`, else the model names open_clip and clipkit know (for the message)."
     name = str(name)
     if name.startswith(('hf-hub:', 'local-dir:')) or Path(name).is_dir() or name in open_clip.list_models():
         return None
+    model, tag = split_tag(name)
+    if tag is not None:
+        tags = open_clip.list_pretrained_tags_by_model(model)
+        if tag in tags:
+            return None
+        raise UsageError(
+            f"model {name!r}: open_clip has no {tag!r} weights of {model}{did_you_mean(tag, tags)}"
+        )
     if '/' in name or name.startswith('.'):  # a path: a checkpoint folder that is not there
         raise UsageError(f"model {name!r}: no such checkpoint folder")
     return open_clip.list_models()

@@ -5,6 +5,7 @@
 # %% ../nbs/11_studies.ipynb #b9684f39
 from __future__ import annotations
 import ast, html, json, math, os, shutil, sys, threading
+from dataclasses import dataclass
 from pathlib import Path
 import numpy as np, pandas as pd
 from fastcore.basics import patch
@@ -13,8 +14,8 @@ from .util import fingerprint, write_atomic, atomic_path, progress_bar, report_p
 
 # %% auto #0
 __all__ = ['SHAPE_BAR', 'MATHJAX_CONFIG', 'json_safe', 'write_json', 'flatten', 'tidy_rows', 'write_results', 'ResultLog',
-           'curve_crossing', 'shape_competence', 'shape_gate', 'study_path', 'list_studies', 'declared_rule',
-           'check_params', 'run_study', 'local_mathjax', 'study_report']
+           'curve_crossing', 'shape_competence', 'shape_gate', 'GivenModel', 'study_inputs', 'study_path',
+           'list_studies', 'declared_rule', 'check_params', 'run_study', 'local_mathjax', 'study_report']
 
 # %% ../nbs/11_studies.ipynb #5db91305
 def json_safe(
@@ -222,6 +223,75 @@ def shape_gate(
     "The competence gate of a claim resting on shape: ('shape top-1', every model's value, SHAPE_BAR)."
     values = [v for m in measured for v in (m.values() if isinstance(m, dict) else np.atleast_1d(m))]
     return ('shape top-1', [float(v) for v in values], SHAPE_BAR)
+
+# %% ../nbs/11_studies.ipynb #ffd84551
+@dataclass
+class GivenModel:
+    "A study's model when the study does not train it: an open_clip model with its tokenizer and transform."
+
+    name: str  # the study's `model` parameter as given
+    model: object  # the open_clip model, in evaluation mode
+    tokenizer: object  # its tokenizer
+    preprocess: object  # its evaluation transform
+
+    @property
+    def label(self) -> str:
+        "A short name for claims and titles: a checkpoint folder's own name, else the tag as given."
+        return Path(self.name).name if Path(self.name).is_dir() else self.name
+
+
+def study_inputs(
+    study: str,  # the study's name, for the messages
+    model: str,  # its `model`: a world model's name, an open_clip 'name:pretrained' tag or a checkpoint
+    benchmarks=(),  # its `benchmarks`: keys of clipkit.data.zoo.BENCHMARKS (empty: the world's tasks)
+    data_root=None,  # its `data_root`: the folder the benchmarks' folders lie in
+    kinds=('classification',),  # the benchmark kinds the study reads
+    context=None,  # a RunContext: the device a given model loads on (the settings' device where None)
+) -> GivenModel | None:
+    "None where the study trains its own world models; else the given model, loaded once no mismatch is left."
+    from clipkit.data.world import WorldConfig
+    from clipkit.data.zoo import BENCHMARKS
+    from clipkit.models import TINY_CONFIGS, create, split_tag, unknown_model, model_config
+
+    say = lambda parameter: f"study {study!r}: parameter {parameter}"
+    benchmarks = list(benchmarks or ())
+    if str(model) in TINY_CONFIGS:
+        if benchmarks:
+            raise UsageError(
+                f"{say('benchmarks')} = {benchmarks}: benchmarks need a given model (model = an open_clip "
+                f"'name:pretrained' tag or a checkpoint folder); '{model}' is trained here on the world"
+            )
+        return None
+    known = unknown_model(model)
+    if known is not None:
+        raise UsageError(f"{say('model')}: unknown model '{model}'{did_you_mean(str(model), known)}")
+    if not benchmarks:
+        size = model_config(split_tag(model)[0])['vision_cfg'].get('image_size', 224)
+        raise UsageError(
+            f"{say('model')} = '{model}': a given model is measured on the benchmarks you name (benchmarks= "
+            f"and data_root=); the world's {WorldConfig().size}-pixel tasks and their vocabulary are for the "
+            f"models the study trains (this one sees {size}-pixel images)"
+        )
+    for name in benchmarks:
+        if name not in BENCHMARKS:
+            raise UsageError(
+                f"{say('benchmarks')}: unknown benchmark {name!r}{did_you_mean(name, BENCHMARKS)}"
+            )
+        if BENCHMARKS[name].kind not in kinds:
+            raise UsageError(
+                f"{say('benchmarks')}: {name!r} is a {BENCHMARKS[name].kind} benchmark; this study reads "
+                f"{' and '.join(kinds)} benchmarks"
+            )
+    if data_root is None or not Path(data_root).is_dir():
+        said = 'is not given' if data_root is None else f'= {str(data_root)!r} is not a folder'
+        raise UsageError(f"{say('data_root')} {said}: benchmarks {benchmarks} need the folder they lie in")
+    for name in benchmarks:
+        if not (Path(data_root) / BENCHMARKS[name].folder).is_dir():
+            raise UsageError(
+                f"{say('data_root')}: {name!r} is not in {data_root} (its layout: {BENCHMARKS[name].layout})"
+            )
+    loaded, tokenizer, preprocess = create(*split_tag(model), device=context.device if context else None)
+    return GivenModel(str(model), loaded.eval(), tokenizer, preprocess)
 
 # %% ../nbs/11_studies.ipynb #f1f063d9
 def study_path(

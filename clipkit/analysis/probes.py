@@ -11,10 +11,11 @@ from ..data.world import WorldConfig, sample_scenes, render, RELATIONS
 from ..features import image_features, text_features
 
 # %% auto #0
-__all__ = ['NEG_TYPES', 'minimal_pairs', 'winoground_scores', 'winoground_eval', 'hard_negatives', 'hard_negative_scores',
-           'hard_negative_eval', 'plot_compositionality', 'association_scenes', 'association_bias', 'association_eval',
-           'pixel_embedding', 'blind_pairs', 'plot_blind', 'show_pairs_grid', 'frequency_fit', 'plot_frequency',
-           'factor_sets', 'factor_table', 'cue_conflict', 'shape_bias']
+__all__ = ['NEG_TYPES', 'PAIR_SCORES', 'PAIR_REPORTS', 'ARO_MIN_COUNT', 'minimal_pairs', 'winoground_scores', 'winoground_eval',
+           'hard_negatives', 'hard_negative_scores', 'hard_negative_eval', 'plot_compositionality',
+           'compositional_scores', 'association_scenes', 'association_bias', 'association_eval', 'pixel_embedding',
+           'blind_pairs', 'plot_blind', 'show_pairs_grid', 'frequency_fit', 'plot_frequency', 'factor_sets',
+           'factor_table', 'cue_conflict', 'shape_bias']
 
 # %% ../../nbs/10_analysis.probes.ipynb #65b1bc49
 def _pair_scenes(cfg, n, rng, style=None):
@@ -199,6 +200,55 @@ def plot_compositionality(
     axs[1].tick_params(axis='x', rotation=45)
     axs[1].set(ylabel='accuracy', ylim=(0, 1), title='SugarCrepe-style hard negatives (chance 0.5)')
     return axs
+
+# %% ../../nbs/10_analysis.probes.ipynb #0f543ea6
+PAIR_SCORES = {'text': 1 / 4, 'image': 1 / 4, 'group': 1 / 6}  # Winoground's scores and their chance rates
+PAIR_REPORTS = {
+    'winoground': ('collapsed_tag', ('text', 'image', 'group')),
+    'mmvp_vlm': ('category', ('image',)),  # MMVP-VLM's pair accuracy is the image score
+}  # per two-image benchmark: the label its paper breaks the scores down by, and the scores it reports
+ARO_MIN_COUNT = {'vg_relation': 0, 'vg_attribution': 25}  # the types ARO's macro accuracy keeps
+
+
+def compositional_scores(
+    model,  # an open_clip model
+    tokenizer,  # its tokenizer
+    preprocess,  # its image transform
+    name: str,  # a compositionality benchmark: sugarcrepe, vg_relation, vg_attribution, winoground, mmvp_vlm
+    root,  # the data root the benchmark's folder lies in
+) -> pd.DataFrame:
+    """One row per score and part: rate, items scored (n), successes and chance. Part 'all' is the headline
+    over every item; the others are the benchmark's types, tags or categories. ARO's 'macro accuracy' row
+    averages its types (n counts the types kept; no successes)."""
+    from clipkit.data.zoo import aro_accuracy, load_benchmark
+
+    items = load_benchmark(name, root)
+    rows = []
+    if 'images0' in items:  # two images and two captions per item
+        label, reported = PAIR_REPORTS[name]
+        scored = winoground_eval(model, tokenizer, items, preprocess, groups=items['tags'][label])
+        parts = {'all': scored} | scored['by_group'].to_dict('index')
+        for part, values in parts.items():
+            rows += [
+                dict(score=s, part=part, rate=values[s], n=values['n'], chance=PAIR_SCORES[s])
+                for s in reported
+            ]
+    else:  # an image, its caption and one negative per item
+        table = hard_negative_eval(model, tokenizer, items, preprocess)
+        pooled = float((table.accuracy * table.n).sum() / table.n.sum())
+        rows.append(dict(score='accuracy', part='all', rate=pooled, n=int(table.n.sum()), chance=0.5))
+        if name in ARO_MIN_COUNT:
+            kept = int((table.n >= ARO_MIN_COUNT[name]).sum())
+            macro = aro_accuracy(table, ARO_MIN_COUNT[name]) if kept else float('nan')
+            rows.append(dict(score='macro accuracy', part='all', rate=macro, n=kept, chance=0.5))
+        rows += [
+            dict(score='accuracy', part=t.type, rate=t.accuracy, n=t.n, chance=0.5)
+            for t in table.itertuples()
+        ]
+    scores = pd.DataFrame(rows)
+    counted = scores.score != 'macro accuracy'
+    scores['successes'] = (scores.rate * scores.n).round().where(counted)
+    return scores.assign(benchmark=name)[['benchmark', 'score', 'part', 'rate', 'n', 'successes', 'chance']]
 
 # %% ../../nbs/10_analysis.probes.ipynb #b0a65521
 def association_scenes(
