@@ -26,12 +26,12 @@ from .data.stream import Batch, BadSamples, file_batches, shard_batches, sample_
 from .data.stream import augmented_inputs
 
 # %% auto #0
-__all__ = ['PRECISIONS', 'SSL_VIEWS', 'RUN_ONLY_FIELDS', 'LATER_FIELDS', 'MIN_BATCH', 'TRAINER_DRAWS', 'TrainConfig',
-           'check_train_config', 'lr_at', 'make_optimizers', 'batch_order', 'sampler_order', 'train_step', 'augments',
-           'augment_images', 'Augment', 'group_ids', 'prepare', 'hold_frozen_norms', 'conv_tower', 'objective_of',
-           'data_identity', 'transform_identity', 'checkpoint_problem', 'init_distributed', 'distributed_model',
-           'network', 'batches', 'check_allow_changed', 'weight_average', 'config_in_context', 'train', 'task_pairs',
-           'world_model']
+__all__ = ['EMBEDDING_PARAMETERS', 'PRECISIONS', 'SSL_VIEWS', 'RUN_ONLY_FIELDS', 'LATER_FIELDS', 'MIN_BATCH', 'TRAINER_DRAWS',
+           'TrainConfig', 'check_train_config', 'lr_at', 'layer_of', 'layer_scales', 'make_optimizers', 'batch_order',
+           'sampler_order', 'train_step', 'augments', 'augment_images', 'Augment', 'group_ids', 'prepare',
+           'hold_frozen_norms', 'conv_tower', 'objective_of', 'data_identity', 'transform_identity',
+           'checkpoint_problem', 'init_distributed', 'distributed_model', 'network', 'batches', 'check_allow_changed',
+           'weight_average', 'config_in_context', 'train', 'task_pairs', 'world_model']
 
 # %% ../nbs/06_train.ipynb #8c1650f0
 @dataclass
@@ -61,6 +61,7 @@ class TrainConfig:
     lock_text: bool = False  # freeze the text tower
     lock_text_unlocked_layers: int = 0  # with lock_text: its last layers left trainable
     patch_dropout: float = 0.0  # FLIP: the share of a ViT's patch tokens dropped in training
+    layer_decay: float = 1.0  # EVA-CLIP's layer-wise lr decay d: block i of L trains at lr * d^(L - i)
     grad_clip_norm: float | None = None  # clip the gradients' global L2 norm at this value
     compile: bool = False  # torch.compile the model's forward (the token table then trains dense)
     ema_decay: float | None = None  # keep model.ema, a moving average of the weights that evaluation scores
@@ -92,7 +93,8 @@ class TrainConfig:
         color_jitter='float in [0, 1)', hflip='float in [0, 1]', fixed_scale='float > 0 or None',
         lock_image='bool', lock_text='bool', precision="'fp32' | 'bf16' | 'fp16'",
         lock_image_unlocked_groups='int >= 0', lock_text_unlocked_layers='int >= 0',
-        patch_dropout='float in [0, 1)', grad_clip_norm='float > 0 or None', compile='bool',
+        patch_dropout='float in [0, 1)', layer_decay='float in (0, 1]', grad_clip_norm='float > 0 or None',
+        compile='bool',
         ema_decay='float in [0, 1) or None',
         grad_checkpointing='bool', grad_accum='int > 0', max_logit_scale='float > 0',
         sparse_embedding='bool', eval_every='int >= 0', ckpt_every='int >= 0', ckpt_keep='int > 0',
@@ -152,12 +154,48 @@ def lr_at(
         * (1 + math.cos(math.pi * min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))))
     )
 
+# %% ../nbs/06_train.ipynb #b97387d3
+EMBEDDING_PARAMETERS = ('conv1', 'class_embedding', 'positional_embedding', 'token_embedding', 'ln_pre')
+
+
+def layer_of(
+    name: str,  # a parameter's name
+    depth: int,  # the blocks of its tower
+) -> int:
+    "EVA-CLIP's layer of a parameter: 0 for the embeddings, i + 1 for block i, depth + 1 after the blocks."
+    if any(part in name for part in EMBEDDING_PARAMETERS):
+        return 0
+    block = re.search(r'blocks\.([0-9]+)\.', name) or re.search(r'layer\.([0-9]+)\.', name)
+    return int(block.group(1)) + 1 if block else depth + 1
+
+
+def layer_scales(
+    model,  # an open_clip model with a ViT image tower
+    decay: float,  # the layer decay d in (0, 1]
+) -> dict:
+    "{parameter name: its rate multiplier d^(depth + 1 - layer)} per tower; {} where decay is 1."
+    if decay == 1:
+        return {}
+    if not hasattr(model.visual, 'transformer'):  # a ResNet tower has no blocks to count
+        raise UsageError(
+            "TrainConfig.layer_decay: EVA-CLIP's rule counts a ViT's blocks; this tower is a ResNet"
+        )
+    text = getattr(model, 'text', model)  # a CustomTextCLIP keeps its text tower apart
+    depth = {'visual': model.visual.transformer.layers, 'text': text.transformer.layers}
+    scales = {}
+    for name, _ in model.named_parameters():
+        if name in ('logit_scale', 'logit_bias'):
+            continue
+        tower = depth['visual' if name.startswith('visual.') else 'text']
+        scales[name] = decay ** (tower + 1 - layer_of(name, tower))
+    return scales
+
 # %% ../nbs/06_train.ipynb #bef20573
 def make_optimizers(
     model,  # an open_clip model
     cfg: TrainConfig,  # the trainer's settings
 ) -> list:
-    "AdamW over the model (decay on >=2-D weights only), plus SparseAdam for the token table if asked."
+    "AdamW over the model (decay on >=2-D weights only, rates by layer_scales), plus SparseAdam if asked."
     sparse = cfg.sparse_embedding and hasattr(model, 'token_embedding')
     named = [
         (n, p)
@@ -167,16 +205,29 @@ def make_optimizers(
     no_decay = lambda n, p: (
         p.ndim < 2 or 'bn' in n or 'ln' in n or 'bias' in n or 'logit_scale' in n or 'logit_bias' in n
     )
-    groups = [
-        {'params': [p for n, p in named if not no_decay(n, p)], 'weight_decay': cfg.weight_decay},
-        {'params': [p for n, p in named if no_decay(n, p)], 'weight_decay': 0.0},
-    ]
+    scale = layer_scales(model, cfg.layer_decay)  # {} at layer_decay 1: every parameter at the peak rate
+    groups = []
+    for decayed in (True, False):  # one group per weight decay and rate multiplier (EVA-CLIP's groups)
+        members = [(n, p) for n, p in named if no_decay(n, p) != decayed]
+        for s in sorted({scale.get(n, 1.0) for n, _ in members} or {1.0}, reverse=True):
+            params = [p for n, p in members if scale.get(n, 1.0) == s]
+            groups.append({'params': params, 'weight_decay': cfg.weight_decay * decayed, 'lr_scale': s})
     fused = True if cfg.fused_adamw else None  # None: torch's default kernel for the device, as open_clip
     opts = [torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, fused=fused)]
     if sparse and model.token_embedding.weight.requires_grad:
         model.token_embedding.sparse = True
         opts.append(
-            torch.optim.SparseAdam([model.token_embedding.weight], lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
+            torch.optim.SparseAdam(
+                [
+                    {
+                        'params': [model.token_embedding.weight],
+                        'lr_scale': scale.get('token_embedding.weight', 1.0),
+                    }
+                ],
+                lr=cfg.lr,
+                betas=cfg.betas,
+                eps=cfg.eps,
+            )
         )
     return opts
 
@@ -570,6 +621,7 @@ LATER_FIELDS = dict(
     lock_image_unlocked_groups=0,
     lock_text_unlocked_layers=0,
     patch_dropout=0.0,
+    layer_decay=1.0,
     grad_clip_norm=None,
     ema_decay=None,
 )
@@ -1289,7 +1341,7 @@ def train(
     for step in bar:
         lr = lr_at(step, cfg)
         for group in (g for o in opts for g in o.param_groups):
-            group['lr'] = lr
+            group['lr'] = lr * group.get('lr_scale', 1.0)  # layer_decay's multiplier
         t_step = time.perf_counter()
         batch, skipped = _next_good_batch(stream, bad, cfg, world, step)
         offset += skipped

@@ -166,3 +166,26 @@ def test_a_cached_world_model_keeps_its_average(tmp_path):
     cached, *_ = world_model('tiny-rn', cfg=cfg, n_pairs=32, cache_dir=tmp_path)
     first, again = trained.ema.module.state_dict(), cached.ema.module.state_dict()
     assert all(torch.equal(first[k], again[k]) for k in first), 'read back from the cache, not lost'
+
+
+def test_training_starts_from_a_checkpoint_at_its_own_scale(tmp_path):
+    """`clipkit train --model FOLDER` fine-tunes the checkpoint's weights at its own logit scale, with its
+    own preprocess, as open_clip_train starts from --pretrained; no loss's initial scale replaces it."""
+    import json, math
+    from clipkit.cli import main
+    from clipkit.models import load, save
+
+    start, _, _ = create('tiny-vit')
+    with torch.no_grad():
+        start.logit_scale.fill_(math.log(42.0))
+    folder = save(start, tmp_path / 'start')
+    flags = ['train', '--model', str(folder), '--n-pairs', '64', '--batch-size', '16', '--steps', '1']
+    assert main([*flags, '--warmup', '1', '--lr', '1e-9', '--out', str(tmp_path / 'run')]) == 0
+    tuned, _, _ = load(tmp_path / 'run')
+    assert abs(tuned.logit_scale.exp().item() - 42.0) < 1e-3, 'its own scale, not the loss default 1/0.07'
+    weights = start.state_dict()
+    assert all(
+        torch.allclose(v.float(), weights[k].float(), atol=1e-6) for k, v in tuned.state_dict().items()
+    )
+    config = lambda f: json.loads((f / 'open_clip_config.json').read_text())['preprocess_cfg']
+    assert config(tmp_path / 'run') == config(folder), 'the preprocess travels with the weights'
