@@ -251,7 +251,7 @@ def study_inputs(
     "None where the study trains its own world models; else the given model, loaded once no mismatch is left."
     from clipkit.data.world import WorldConfig
     from clipkit.data.zoo import BENCHMARKS
-    from clipkit.models import TINY_CONFIGS, create, split_tag, unknown_model, model_config
+    from clipkit.models import TINY_CONFIGS, create, split_tag, model_config
 
     say = lambda parameter: f"study {study!r}: parameter {parameter}"
     benchmarks = list(benchmarks or ())
@@ -262,9 +262,12 @@ def study_inputs(
                 f"'name:pretrained' tag or a checkpoint folder); '{model}' is trained here on the world"
             )
         return None
-    known = unknown_model(model)
-    if known is not None:
-        raise UsageError(f"{say('model')}: unknown model '{model}'{did_you_mean(str(model), known)}")
+    try:
+        Rule('model').check(say('model'), str(model))
+    except UsageError as refused:  # a missing folder or a wrong tag is refused by unknown_model itself
+        raise UsageError(
+            str(refused) if say('model') in str(refused) else f"{say('model')}: {refused}"
+        ) from None
     if not benchmarks:
         size = model_config(split_tag(model)[0])['vision_cfg'].get('image_size', 224)
         raise UsageError(
@@ -272,11 +275,8 @@ def study_inputs(
             f"and data_root=); the world's {WorldConfig().size}-pixel tasks and their vocabulary are for the "
             f"models the study trains (this one sees {size}-pixel images)"
         )
+    Rule('tuple of benchmark').check(say('benchmarks'), benchmarks)
     for name in benchmarks:
-        if name not in BENCHMARKS:
-            raise UsageError(
-                f"{say('benchmarks')}: unknown benchmark {name!r}{did_you_mean(name, BENCHMARKS)}"
-            )
         if BENCHMARKS[name].kind not in kinds:
             raise UsageError(
                 f"{say('benchmarks')}: {name!r} is a {BENCHMARKS[name].kind} benchmark; this study reads "

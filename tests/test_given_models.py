@@ -58,6 +58,9 @@ def test_mismatches_are_refused_naming_the_parameter(given):
         assert detail in str(refused.value), str(refused.value)
     with pytest.raises(UsageError, match=r"parameter data_root: 'mscoco' is not in .* \(its layout: coco/"):
         study_inputs('modality_gap', str(checkpoint), ['mscoco'], data, kinds=('retrieval',))
+    for wrong in ('./no/such/checkpoint', 'ViT-B-32:opena'):  # refused by unknown_model, named here
+        with pytest.raises(UsageError, match="study 'compositionality': parameter model: "):
+            study_inputs('compositionality', wrong, ['winoground'], data, kinds=('compositionality',))
     with pytest.raises(UsageError, match="'flickr30k' is a retrieval benchmark"):
         study_inputs('compositionality', str(checkpoint), ['flickr30k'], data, kinds=('compositionality',))
     assert study_inputs('compositionality', 'tiny-rn') is None, 'a world model: the study trains its own'

@@ -189,3 +189,16 @@ def test_training_starts_from_a_checkpoint_at_its_own_scale(tmp_path):
     )
     config = lambda f: json.loads((f / 'open_clip_config.json').read_text())['preprocess_cfg']
     assert config(tmp_path / 'run') == config(folder), 'the preprocess travels with the weights'
+
+
+def test_the_sparse_token_table_gets_its_layer_rate():
+    "With layer_decay, SparseAdam's token table trains at its layer's multiplier, like every dense parameter."
+    from clipkit.train import layer_scales, make_optimizers
+
+    model, _, _ = create('tiny-vit')
+    dense, sparse = make_optimizers(model, TrainConfig(layer_decay=0.5))
+    scales = layer_scales(model, 0.5)
+    assert sparse.param_groups[0]['lr_scale'] == scales['token_embedding.weight'] == 0.5**3
+    names = {id(p): n for n, p in model.named_parameters()}
+    for group in dense.param_groups:
+        assert all(scales.get(names[id(p)], 1.0) == group['lr_scale'] for p in group['params'])
